@@ -1,0 +1,1 @@
+"""Side-by-side measurements against baselines (not run by CI)."""

@@ -1,0 +1,1 @@
+"""ortholoop core: the maths and the data (no training loop)."""

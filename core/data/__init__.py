@@ -1,0 +1,1 @@
+"""Tile I/O, label codecs, patches, augmentation and tf.data pipelines."""

@@ -1,0 +1,1 @@
+"""tf.Module building blocks and the U-Net family (no Keras)."""

@@ -1,0 +1,43 @@
+"""ortholoop: low-level TensorFlow segmentation of orthorectified aerial tiles.
+
+TensorFlow comes through extras so that a CPU machine never pulls the CUDA
+wheel: `pip install -e ".[cpu]"` on a laptop or CI, `".[gpu]"` on a CUDA host.
+"""
+from setuptools import find_packages, setup
+
+EXTRAS = {
+    "cpu": ["tensorflow-cpu>=2.21"],
+    "gpu": ["tensorflow[and-cuda]>=2.21"],
+    "geo": ["rasterio>=1.3"],
+    "plot": ["matplotlib>=3.7"],
+    # What the test suite imports: references (scikit-learn for metrics,
+    # Keras that ships with TensorFlow for the focal loss and SGD), rasterio
+    # to read back georeferenced output, matplotlib for the PNGs tools write.
+    "test": ["pytest>=7", "scikit-learn>=1.3", "rasterio>=1.3", "matplotlib>=3.7"],
+}
+EXTRAS["all"] = sorted({dep for key in ("geo", "plot", "test") for dep in EXTRAS[key]})
+
+setup(
+    name="ortholoop",
+    version="0.1.0",
+    description=("Semantic segmentation of orthorectified aerial tiles on "
+                 "low-level TensorFlow: tf.Module layers, GradientTape step "
+                 "functions, one-cycle SGD, mixed precision, SavedModel export."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["core", "core.*", "layers", "layers.*",
+                                    "train_loop", "train_loop.*", "tools", "tools.*"]),
+    install_requires=[
+        "numpy>=1.24",
+        "imageio>=2.31",
+        "tifffile>=2023.7.10",
+        "absl-py>=1.4",
+    ],
+    extras_require=EXTRAS,
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: GIS",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,1 @@
+"""absl binaries: `python -m tools.<name> --helpfull`."""

@@ -1,0 +1,1 @@
+"""Step functions, the inner loop and the outer-loop controller."""
