@@ -1,0 +1,106 @@
+"""The training configuration: one frozen dataclass the binary builds from its
+flags once and passes down (the library never reads absl flags).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Keyword arguments of `layers.UNet` (besides the data-derived ones)."""
+    filters: int = 32
+    depth: int = 4
+    residual: bool = True
+    center: str = "conv"
+    policy: str = "float32"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """SGD with momentum and its schedule.
+
+    `schedule` is "one_cycle" (lr and momentum from `core.schedules.one_cycle`
+    over the whole run), "plateau" (constant `max_lr` reduced by
+    ReduceOnPlateau on validation mean IoU) or "constant".
+    """
+    max_lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    clip_norm: Optional[float] = None
+    schedule: str = "one_cycle"
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    anneal: str = "cos"
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    plateau_cooldown: int = 0
+    min_lr: float = 1e-6
+    early_stopping_patience: int = 0  # evaluations without improvement; 0 = off
+    min_delta: float = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    """The two loops: steps, evaluation, checkpoints, summaries."""
+    train_steps: int = 1000
+    steps_per_loop: int = 10
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    jit_compile: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    summary_images: int = 2
+    strategy: str = "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything `train_loop.controller.train` needs besides the data."""
+    model: ModelConfig = ModelConfig()
+    loss: str = "ce"
+    class_weights: Optional[Tuple[float, ...]] = None
+    focal_gamma: float = 2.0
+    optim: OptimConfig = OptimConfig()
+    loop: LoopConfig = LoopConfig()
+
+
+_CENTER_NAMES = {
+    "conv": "conv",
+    "serial_dilated": "serial",
+    "parallel_dilated": "parallel",
+    "residual": "residual",
+}
+
+
+def experiment_name(config: TrainConfig, *, patch_size: int, scale: float,
+                    batch_size: int) -> str:
+    """Names a run from its config, like the talk's
+    `unet_input256_skip4_residual_serialCenter_sgd_jaccard_bs50_onecycle`."""
+    m, o = config.model, config.optim
+    parts = ["unet", f"input{patch_size}"]
+    if scale != 1.0:
+        parts.append(f"scale{scale:g}")
+    parts += [
+        f"skip{m.depth}",
+        "residual" if m.residual else "plain",
+        f"{_CENTER_NAMES.get(m.center, m.center)}Center",
+        "sgd" + ("nesterov" if o.nesterov else ""),
+        config.loss.replace("+", "_").replace("*", "x"),
+        f"bs{batch_size}",
+        o.schedule.replace("_", ""),
+    ]
+    if m.policy != "float32":
+        parts.append(m.policy.replace("mixed_", ""))
+    return "_".join(parts)
+
+
+def to_dict(config) -> dict:
+    """JSON-ready dict of a (nested) config dataclass."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,157 @@
+"""The experiment folder: where a run lives, how it resumes, how tools read it.
+
+Layout (DESIGN.md):
+
+    runs/<experiment-name>-<YYYYmmdd-HHhMMmn>/
+      config.json          resolved config: "model" (UNet kwargs), "data"
+                           (class names, palette, bands, mean, std), "train",
+                           "pipeline"
+      flags.txt            the resolved flags, usable as --flagfile
+      checkpoints/latest/  tf.train.CheckpointManager, last K kept
+      checkpoints/best/    best validation mean IoU
+      tensorboard/{train,validation}/
+      export/              SavedModel (tools.export)
+      DONE                 written when training ends; a run without it resumes
+
+Re-running the same command resumes the newest unfinished run of the same
+experiment name; nothing here ever deletes a folder.
+"""
+from __future__ import annotations
+
+import datetime
+import glob
+import json
+import os
+from typing import Optional, Tuple
+
+import tensorflow as tf
+
+CONFIG_FILE = "config.json"
+FLAGS_FILE = "flags.txt"
+DONE_FILE = "DONE"
+
+
+class WorkdirError(ValueError):
+    """A workdir that cannot be used as asked (named in the message)."""
+
+
+def checkpoint_dir(workdir: str, which: str) -> str:
+    if which not in ("latest", "best"):
+        raise WorkdirError(f"checkpoint must be 'latest' or 'best', got {which!r}")
+    return os.path.join(workdir, "checkpoints", which)
+
+
+def tensorboard_dir(workdir: str, split: str) -> str:
+    return os.path.join(workdir, "tensorboard", split)
+
+
+def is_finished(workdir: str) -> bool:
+    return os.path.exists(os.path.join(workdir, DONE_FILE))
+
+
+def resolve_workdir(root: str, name: str, *, explicit: Optional[str] = None,
+                    now: Optional[datetime.datetime] = None) -> Tuple[str, bool]:
+    """Chooses the folder of a run.
+
+    Args:
+      root: parent folder of runs (e.g. "runs").
+      name: experiment name.
+      explicit: a folder the user named (--workdir); used as is.
+      now: the time for a new folder's suffix (tests pin it).
+
+    Returns:
+      (workdir, resuming): the newest unfinished `root/name-*` with a config
+      when there is one (resuming=True), else a new timestamped folder.
+    """
+    if explicit:
+        return explicit, os.path.exists(os.path.join(explicit, CONFIG_FILE))
+    candidates = sorted(
+        d for d in glob.glob(os.path.join(root, glob.escape(name) + "-*"))
+        if os.path.exists(os.path.join(d, CONFIG_FILE)) and not is_finished(d))
+    if candidates:
+        return candidates[-1], True
+    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%Hh%Mmn")
+    return os.path.join(root, f"{name}-{stamp}"), False
+
+
+def write_config(workdir: str, config: dict, flags_text: str = "") -> None:
+    """Writes config.json (and flags.txt); on resume checks they still agree.
+
+    A resumed run must build the same model from the same data; anything else
+    would silently load mismatched weights.
+
+    Raises:
+      WorkdirError: naming the workdir and the sections that differ.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, CONFIG_FILE)
+    if os.path.exists(path):
+        old = read_config(workdir)
+        changed = [k for k in ("model", "data") if old.get(k) != _jsonable(config.get(k))]
+        if changed:
+            raise WorkdirError(
+                f"{workdir} holds a run with a different {' and '.join(changed)} "
+                f"config ({path}); use another --workdir or --experiment_name")
+    _atomic_write(path, json.dumps(_jsonable(config), indent=2, sort_keys=True))
+    if flags_text:
+        _atomic_write(os.path.join(workdir, FLAGS_FILE), flags_text)
+
+
+def read_config(workdir: str) -> dict:
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise WorkdirError(f"{workdir} is not an ortholoop workdir: {path} not found")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def mark_finished(workdir: str, summary: dict) -> None:
+    _atomic_write(os.path.join(workdir, DONE_FILE), json.dumps(_jsonable(summary), indent=2))
+
+
+def build_model(config: dict):
+    """The UNet a workdir's config.json describes (untrained)."""
+    import layers  # pylint: disable=import-outside-toplevel
+
+    kwargs = dict(config["model"])
+    data = config.get("data", {})
+    return layers.UNet(**kwargs, mean=data.get("mean"), std=data.get("std"))
+
+
+def restore_model(workdir: str, which: str = "best"):
+    """Rebuilds the model of a workdir and loads its weights.
+
+    Args:
+      workdir: an experiment folder written by `tools.train`.
+      which: "best" (by validation mean IoU) or "latest"; "best" falls back to
+        "latest" when no evaluation has run yet.
+
+    Returns:
+      (model, config dict).
+
+    Raises:
+      WorkdirError: no config or no checkpoint in the workdir.
+    """
+    config = read_config(workdir)
+    model = build_model(config)
+    path = tf.train.latest_checkpoint(checkpoint_dir(workdir, which))
+    if path is None and which == "best":
+        path = tf.train.latest_checkpoint(checkpoint_dir(workdir, "latest"))
+    if path is None:
+        raise WorkdirError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}")
+    # Build the lazy variables first so the restore is immediate and complete.
+    size = 2 ** int(config["model"].get("depth", 4))
+    model(tf.zeros([1, size, size, int(config["model"]["in_channels"])]), training=False)
+    tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
+    return model, config
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=lambda o: getattr(o, "tolist", lambda: str(o))()))
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
