@@ -1,0 +1,329 @@
+"""Segmentation losses on float32 logits with an ignore index.
+
+Every loss has the signature
+
+    fn(labels, logits, *, ignore_index=255, class_weights=None, ...) -> scalar
+
+with `labels: [B,H,W]` integer class ids (any int/uint dtype; `ignore_index`
+marks pixels that take no part), `logits: [B,H,W,K]` (cast to float32: softmax
+and losses always run in float32, whatever the compute dtype of the model) and
+a float32 scalar result. Pixel losses are averaged over the valid pixels;
+region losses (Jaccard, Dice, Lovasz) are computed over the valid pixels of the
+whole batch and averaged over classes.
+
+All of them work from `tf.nn.log_softmax`, so logits of +-1e4 give finite
+values, and a batch where every pixel is ignored gives a loss of 0 with zero
+(not NaN) gradients: every ratio uses `tf.math.divide_no_nan`, whose gradient
+is zero where the denominator is zero.
+
+`get_loss("0.5*ce+1.0*lovasz", **kwargs)` builds weighted sums.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Callable, Sequence
+
+import tensorflow as tf
+
+IGNORE_INDEX = 255
+
+def _prepare(labels, logits, ignore_index: int):
+    """Returns (ids [N] int32, valid [N] float32, log_probs [N,K] float32).
+
+    Pixels are flattened over batch and space; ignored pixels get id 0 and
+    valid 0, so they can be masked by multiplication.
+    """
+    logits = tf.cast(logits, tf.float32)
+    num_classes = tf.shape(logits)[-1]
+    logits = tf.reshape(logits, [-1, num_classes])
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    is_valid = tf.not_equal(labels, ignore_index)
+    ids = tf.where(is_valid, labels, tf.zeros_like(labels))
+    return ids, tf.cast(is_valid, tf.float32), tf.nn.log_softmax(logits, axis=-1)
+
+
+def _class_weights(class_weights, num_classes) -> tf.Tensor | None:
+    if class_weights is None:
+        return None
+    weights = tf.convert_to_tensor(class_weights, tf.float32)
+    if weights.shape.rank != 1:
+        raise ValueError(
+            f"core.losses: class_weights must be a vector of K floats, got "
+            f"shape {weights.shape}")
+    return weights
+
+
+def _pixel_mean(per_pixel, ids, valid, class_weights):
+    """Mean of per_pixel [N] over valid pixels, weighted by class_weights[id].
+
+    With class weights the mean is sum(w_y * l) / sum(w_y) (PyTorch's
+    convention), so weights change the balance, not the scale, of the loss.
+    """
+    weights = valid
+    if class_weights is not None:
+        weights = weights * tf.gather(class_weights, ids)
+    return tf.math.divide_no_nan(tf.reduce_sum(weights * per_pixel),
+                                 tf.reduce_sum(weights))
+
+
+def cross_entropy(labels, logits, *, ignore_index: int = IGNORE_INDEX,
+                  class_weights=None, label_smoothing: float = 0.0) -> tf.Tensor:
+    """Softmax cross-entropy averaged over valid pixels.
+
+    Per pixel, with smoothing e and K classes:
+      l = -(1 - e) log p_y - (e / K) sum_k log p_k.
+
+    Args:
+      labels: [B,H,W] integer ids, `ignore_index` for pixels to skip.
+      logits: [B,H,W,K] float (computed in float32).
+      class_weights: optional [K] floats; the result is
+        sum(w_y l) / sum(w_y) over valid pixels.
+      label_smoothing: e in [0, 1).
+    Returns:
+      float32 scalar.
+    """
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"core.losses.cross_entropy: label_smoothing must be in "
+                         f"[0, 1), got {label_smoothing}")
+    ids, valid, log_probs = _prepare(labels, logits, ignore_index)
+    num_classes = tf.cast(tf.shape(log_probs)[-1], tf.float32)
+    per_pixel = -tf.gather(log_probs, ids, batch_dims=1)
+    if label_smoothing:
+        per_pixel = ((1.0 - label_smoothing) * per_pixel
+                     - label_smoothing / num_classes * tf.reduce_sum(log_probs, -1))
+    weights = _class_weights(class_weights, num_classes)
+    return _pixel_mean(per_pixel, ids, valid, weights)
+
+
+def focal_loss(labels, logits, *, ignore_index: int = IGNORE_INDEX,
+               class_weights=None, gamma: float = 2.0,
+               alpha: "float | Sequence[float]" = 0.25) -> tf.Tensor:
+    """Focal loss (Lin et al., 2017) averaged over valid pixels.
+
+    Per pixel: l = -alpha_y (1 - p_y)^gamma log p_y, the definition of
+    `keras.losses.CategoricalFocalCrossentropy` for one-hot targets.
+
+    Args:
+      labels: [B,H,W] integer ids. logits: [B,H,W,K] float.
+      class_weights: optional [K] floats, weighted mean as in cross_entropy.
+      gamma: focusing parameter >= 0.
+      alpha: scalar, or [K] floats (alpha_y is looked up per pixel).
+    Returns:
+      float32 scalar.
+    """
+    if gamma < 0:
+        raise ValueError(f"core.losses.focal_loss: gamma must be >= 0, got {gamma}")
+    ids, valid, log_probs = _prepare(labels, logits, ignore_index)
+    log_p = tf.gather(log_probs, ids, batch_dims=1)
+    # 1 - p computed as -expm1(log p): exact where p is close to 1.
+    one_minus_p = -tf.math.expm1(log_p)
+    if gamma == 0:
+        modulation = tf.ones_like(one_minus_p)
+    else:
+        # The floor keeps d/dx x**gamma finite at x = 0 when gamma < 1.
+        modulation = tf.pow(tf.maximum(one_minus_p, 1e-30), gamma)
+    alpha = tf.convert_to_tensor(alpha, tf.float32)
+    if alpha.shape.rank == 1:
+        alpha = tf.gather(alpha, ids)
+    per_pixel = -alpha * modulation * log_p
+    weights = _class_weights(class_weights, None)
+    return _pixel_mean(per_pixel, ids, valid, weights)
+
+
+def _soft_counts(labels, logits, ignore_index):
+    """Returns (probs [N,K], one_hot [N,K], valid [N,1]) with ignored rows zeroed."""
+    ids, valid, log_probs = _prepare(labels, logits, ignore_index)
+    valid = valid[:, None]
+    probs = tf.exp(log_probs) * valid
+    one_hot = tf.one_hot(ids, tf.shape(log_probs)[-1], dtype=tf.float32) * valid
+    return probs, one_hot, valid
+
+
+def _class_mean(per_class, class_weights, has_valid):
+    """(Weighted) mean over classes; 0 when the batch has no valid pixel."""
+    weights = _class_weights(class_weights, None)
+    if weights is None:
+        mean = tf.reduce_mean(per_class)
+    else:
+        mean = tf.math.divide_no_nan(tf.reduce_sum(weights * per_class),
+                                     tf.reduce_sum(weights))
+    return mean * has_valid
+
+
+def jaccard_loss(labels, logits, *, ignore_index: int = IGNORE_INDEX,
+                 class_weights=None, smooth: float = 1.0) -> tf.Tensor:
+    """Soft Jaccard (IoU) loss, per class over the batch, averaged over classes.
+
+    With p the softmax probabilities and y the one-hot labels of the valid
+    pixels of the batch, for each class k:
+      I_k = sum p_k y_k,   U_k = sum (p_k + y_k - p_k y_k),
+      loss = 1 - mean_k (I_k + s) / (U_k + s).
+    The smoothing s keeps a class absent from the batch (I_k = 0) from
+    pinning the loss: its term tends to 1 as its probabilities go to 0.
+
+    Args:
+      labels: [B,H,W] integer ids. logits: [B,H,W,K] float.
+      class_weights: optional [K] floats: weighted mean over classes.
+      smooth: s >= 0.
+    Returns:
+      float32 scalar, 0 if no pixel is valid.
+    """
+    probs, one_hot, valid = _soft_counts(labels, logits, ignore_index)
+    intersection = tf.reduce_sum(probs * one_hot, axis=0)
+    union = tf.reduce_sum(probs + one_hot - probs * one_hot, axis=0)
+    iou = tf.math.divide_no_nan(intersection + smooth, union + smooth)
+    has_valid = tf.cast(tf.reduce_sum(valid) > 0, tf.float32)
+    return _class_mean(1.0 - iou, class_weights, has_valid)
+
+
+def dice_loss(labels, logits, *, ignore_index: int = IGNORE_INDEX,
+              class_weights=None, smooth: float = 1.0) -> tf.Tensor:
+    """Soft Dice loss, per class over the batch, averaged over classes.
+
+    For each class k: D_k = (2 sum p_k y_k + s) / (sum p_k + sum y_k + s);
+    loss = 1 - mean_k D_k (same notation as jaccard_loss).
+
+    Returns:
+      float32 scalar, 0 if no pixel is valid.
+    """
+    probs, one_hot, valid = _soft_counts(labels, logits, ignore_index)
+    intersection = tf.reduce_sum(probs * one_hot, axis=0)
+    total = tf.reduce_sum(probs, axis=0) + tf.reduce_sum(one_hot, axis=0)
+    dice = tf.math.divide_no_nan(2.0 * intersection + smooth, total + smooth)
+    has_valid = tf.cast(tf.reduce_sum(valid) > 0, tf.float32)
+    return _class_mean(1.0 - dice, class_weights, has_valid)
+
+
+def lovasz_grad(sorted_foreground: tf.Tensor) -> tf.Tensor:
+    """Gradient of the Lovasz extension of the Jaccard loss (Berman et al. 2018).
+
+    Args:
+      sorted_foreground: [..., N] float 0/1, pixels sorted by decreasing error.
+    Returns:
+      [..., N] float32 g with g_1 = J_1 and g_i = J_i - J_{i-1}, where
+      J_i = 1 - (G - cumsum(fg)_i) / (G + cumsum(1 - fg)_i), G = sum(fg).
+    """
+    fg = tf.cast(sorted_foreground, tf.float32)
+    total = tf.reduce_sum(fg, axis=-1, keepdims=True)
+    intersection = total - tf.cumsum(fg, axis=-1)
+    union = total + tf.cumsum(1.0 - fg, axis=-1)
+    jaccard = 1.0 - intersection / union  # union >= 1 from the first pixel on.
+    return tf.concat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], -1)
+
+
+def lovasz_softmax(labels, logits, *, ignore_index: int = IGNORE_INDEX,
+                   class_weights=None, classes: str = "present") -> tf.Tensor:
+    """Lovasz-softmax loss (Berman, Rannen Triki, Blaschko, CVPR 2018).
+
+    For each class c over the valid pixels of the batch: errors
+    e_i = |fg_i - p_i,c|, sorted in decreasing order (permutation pi); the loss
+    is the Lovasz extension  sum_i e_pi(i) g_i(fg_pi)  (see lovasz_grad),
+    averaged over classes.
+
+    Ignored pixels get error -1 so they sort last; their terms are then
+    zeroed, and since g_i only depends on the pixels before i the result is
+    that of the valid pixels alone, without a dynamic-shape boolean mask.
+
+    Args:
+      labels: [B,H,W] integer ids. logits: [B,H,W,K] float.
+      class_weights: optional [K] floats: weighted mean over classes.
+      classes: "present" (classes with a valid pixel in the batch, the
+        paper's default) or "all".
+    Returns:
+      float32 scalar, 0 if no pixel is valid.
+    """
+    if classes not in ("present", "all"):
+        raise ValueError(f"core.losses.lovasz_softmax: classes must be 'present' "
+                         f"or 'all', got {classes!r}")
+    probs, one_hot, valid = _soft_counts(labels, logits, ignore_index)
+    errors = tf.abs(one_hot - probs)
+    errors = tf.transpose(tf.where(valid > 0, errors, -1.0))  # [K,N]
+    order = tf.argsort(errors, axis=-1, direction="DESCENDING", stable=True)
+    errors_sorted = tf.gather(errors, order, batch_dims=1)
+    fg_sorted = tf.stop_gradient(tf.gather(tf.transpose(one_hot), order, batch_dims=1))
+    valid_sorted = tf.gather(tf.transpose(tf.broadcast_to(valid, tf.shape(probs))),
+                             order, batch_dims=1)
+    per_class = tf.reduce_sum(errors_sorted * valid_sorted * lovasz_grad(fg_sorted), -1)
+    present = tf.cast(tf.reduce_sum(one_hot, axis=0) > 0, tf.float32)
+    mask = present if classes == "present" else tf.ones_like(present)
+    mask *= tf.cast(tf.reduce_sum(valid) > 0, tf.float32)
+    weights = _class_weights(class_weights, None)
+    if weights is not None:
+        mask *= weights
+    return tf.math.divide_no_nan(tf.reduce_sum(mask * per_class), tf.reduce_sum(mask))
+
+
+LOSSES: dict[str, Callable[..., tf.Tensor]] = {
+    "ce": cross_entropy,
+    "cross_entropy": cross_entropy,
+    "focal": focal_loss,
+    "jaccard": jaccard_loss,
+    "iou": jaccard_loss,
+    "dice": dice_loss,
+    "lovasz": lovasz_softmax,
+}
+
+_TERM = re.compile(r"^\s*(?:([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\*\s*)?([a-z_]+)\s*$")
+
+
+class WeightedLoss:
+    """sum_i w_i loss_i(labels, logits), built by get_loss.
+
+    Attributes:
+      terms: tuple of (weight, name, fn), fn with its keyword arguments bound.
+    """
+
+    def __init__(self, terms):
+        self.terms = tuple(terms)
+
+    def __call__(self, labels, logits) -> tf.Tensor:
+        return tf.add_n([weight * fn(labels, logits) for weight, _, fn in self.terms])
+
+    def components(self, labels, logits) -> dict[str, tf.Tensor]:
+        """Unweighted value of every term, keyed by name (for summaries)."""
+        return {name: fn(labels, logits) for _, name, fn in self.terms}
+
+    def __repr__(self) -> str:
+        return "WeightedLoss(" + " + ".join(f"{w:g}*{n}" for w, n, _ in self.terms) + ")"
+
+
+def get_loss(spec: str, **kwargs) -> WeightedLoss:
+    """Builds a loss from a spec such as "ce+jaccard" or "0.5*ce+1.0*lovasz".
+
+    Names: ce (cross_entropy), focal, jaccard (iou), dice, lovasz. Each
+    keyword argument goes to every term whose function accepts it
+    (`ignore_index` and `class_weights` to all, `gamma` to focal, ...).
+
+    Returns:
+      WeightedLoss: `loss(labels, logits) -> float32 scalar`.
+    Raises:
+      ValueError: naming an unknown term, a malformed spec, or a keyword
+        argument no term accepts.
+    """
+    terms, used = [], set()
+    for part in spec.split("+"):
+        match = _TERM.match(part.lower())
+        if not match:
+            raise ValueError(f"loss spec {spec!r}: cannot parse term {part!r}; "
+                             f"expected NAME or WEIGHT*NAME, e.g. '0.5*ce+1.0*lovasz'")
+        weight, name = float(match.group(1) or 1.0), match.group(2)
+        if name not in LOSSES:
+            raise ValueError(f"loss spec {spec!r}: unknown loss {name!r}; expected "
+                             f"one of {sorted(LOSSES)}")
+        fn = LOSSES[name]
+        accepted = inspect.signature(fn).parameters
+        bound = {k: v for k, v in kwargs.items() if k in accepted}
+        used.update(bound)
+        terms.append((weight, name, _bind(fn, bound)))
+    unused = sorted(set(kwargs) - used)
+    if unused:
+        raise ValueError(f"loss spec {spec!r}: no term accepts argument(s) {unused}")
+    return WeightedLoss(terms)
+
+
+def _bind(fn, bound):
+    def loss(labels, logits):
+        return fn(labels, logits, **bound)
+    loss.__name__ = fn.__name__
+    return loss
