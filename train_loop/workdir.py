@@ -146,6 +146,28 @@ def restore_model(workdir: str, which: str = "best"):
     return model, config
 
 
+def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
+                   log=print) -> Optional[str]:
+    """Restores the newest readable checkpoint of `manager`, newest first.
+
+    A truncated or unreadable checkpoint (a run killed while writing, a
+    damaged disk) is reported, naming the file, and the one before it is
+    tried, so one bad file costs `checkpoint_every` steps, not the run.
+
+    Returns:
+      The restored path, or None when there is nothing readable (a new run).
+    """
+    for path in reversed(manager.checkpoints):
+        try:
+            checkpoint.read(path).assert_existing_objects_matched()
+            return path
+        except (tf.errors.OpError, ValueError, AssertionError) as err:
+            log(f"WARNING: checkpoint {path} is unreadable "
+                f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                f"trying the previous one")
+    return None
+
+
 def _jsonable(value):
     return json.loads(json.dumps(value, default=lambda o: getattr(o, "tolist", lambda: str(o))()))
 

@@ -1,0 +1,274 @@
+"""The outer loop (Orbit's controller, kept small): train `steps_per_loop`
+steps in one `tf.function`, then, in eager Python, log, write summaries,
+evaluate, checkpoint, and apply plateau and early stopping, the work the
+talk's Keras callbacks did.
+
+Read `train` top to bottom: set-up, restore, loop, finish.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from core import losses, metrics as metrics_lib, optim, precision, schedules
+from core.data import labels as labels_lib
+from train_loop import steps as steps_lib
+from train_loop import workdir as workdir_lib
+from train_loop.config import TrainConfig
+from train_loop.progress import ProgressBar, format_duration
+from train_loop.state import TrainState
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss under float32 (no scaler to skip it)."""
+
+
+class _StopSignal:
+    """Turns SIGTERM/SIGINT into a flag the loop checks between inner loops,
+    so a stopped run saves a checkpoint and exits cleanly."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):  # pylint: disable=unused-argument
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _make_schedule(config: TrainConfig) -> Optional[Callable]:
+    o = config.optim
+    total = config.loop.train_steps
+    if o.schedule == "one_cycle":
+        return lambda step: schedules.one_cycle(
+            step, total, o.max_lr, pct_start=o.pct_start, div_factor=o.div_factor,
+            final_div_factor=o.final_div_factor, anneal=o.anneal,
+            base_momentum=o.base_momentum, max_momentum=o.max_momentum)
+    # "plateau" and "constant": the optimizer keeps max_lr until the plateau
+    # rule lowers it between evaluations.
+    return None
+
+
+def _display_rgb(images: tf.Tensor, rgb_channels: Sequence[int]) -> tf.Tensor:
+    """[B,H,W,C] raw bands -> [B,H,W,3] float in [0,1], stretched per image
+    between the 2nd and 98th percentile like a GIS viewer's default."""
+    rgb = tf.gather(tf.cast(images, tf.float32), list(rgb_channels), axis=-1).numpy()
+    lo = np.percentile(rgb, 2, axis=(1, 2, 3), keepdims=True)
+    hi = np.percentile(rgb, 98, axis=(1, 2, 3), keepdims=True)
+    return tf.constant(np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0))
+
+
+def _write_scalars(writer, step: int, values: dict) -> None:
+    with writer.as_default(step=step):
+        for name, value in values.items():
+            tf.summary.scalar(name, value)
+
+
+def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module],
+          train_dataset_fn: Callable, eval_dataset_fn: Callable,
+          class_names: Sequence[str], palette: Sequence[Sequence[int]],
+          rgb_channels: Sequence[int] = (0, 1, 2), exclude_from_means: Sequence[int] = (),
+          strategy: Optional[tf.distribute.Strategy] = None,
+          log: Callable[[str], None] = print) -> dict:
+    """Trains (or resumes) a run in `workdir` and returns the final summary.
+
+    Args:
+      config: the TrainConfig.
+      workdir: the run's folder (see `train_loop.workdir`); config.json is
+        written by the caller.
+      model_fn: builds the model (called under the strategy's scope).
+      train_dataset_fn: `(input_context, skip_batches) -> tf.data.Dataset`,
+        infinite, per-replica batches; `skip_batches` batches already consumed
+        by the resumed run are skipped so the data position resumes too.
+      eval_dataset_fn: `(input_context) -> tf.data.Dataset`, finite.
+      class_names, palette: for per-class summaries and images.
+      rgb_channels: the band indices shown as the input image.
+      exclude_from_means: classes left out of the logged means (not of
+        the checkpoint selection, which uses all classes).
+      strategy: a tf.distribute strategy; the default strategy when None.
+      log: receives one line per inner loop and per evaluation.
+
+    Returns:
+      dict with step, best_mean_iou, last validation metrics, stopped_early.
+
+    Raises:
+      NonFiniteLossError: a non-finite loss under float32/bfloat16, naming
+        the step range; the last good checkpoint is left as `latest`.
+    """
+    loop_cfg, optim_cfg = config.loop, config.optim
+    strategy = strategy or tf.distribute.get_strategy()
+    policy = precision.get_policy(config.model.policy)
+    num_classes = len(class_names)
+
+    # --- state: model, optimizer, scaler, callbacks (under the strategy) ---
+    with strategy.scope():
+        model = model_fn()
+        optimizer = optim.SGD(optim_cfg.max_lr, momentum=optim_cfg.momentum,
+                              nesterov=optim_cfg.nesterov,
+                              weight_decay=optim_cfg.weight_decay)
+        plateau = early = None
+        if optim_cfg.schedule == "plateau":
+            plateau = schedules.ReduceOnPlateau(
+                factor=optim_cfg.plateau_factor, patience=optim_cfg.plateau_patience,
+                cooldown=optim_cfg.plateau_cooldown, min_lr=optim_cfg.min_lr,
+                min_delta=optim_cfg.min_delta, mode="max")
+        if optim_cfg.early_stopping_patience > 0:
+            early = schedules.EarlyStopping(patience=optim_cfg.early_stopping_patience,
+                                            min_delta=optim_cfg.min_delta, mode="max")
+        state = TrainState.create(model, optimizer,
+                                  precision.DynamicLossScale.for_policy(policy),
+                                  plateau, early)
+        train_cm = metrics_lib.ConfusionMatrix(num_classes)
+        eval_cm = metrics_lib.ConfusionMatrix(num_classes)
+        # Build the lazy variables and slots in cross-replica context so that
+        # a restore is immediate and strategy.run never creates variables.
+        sample = next(iter(eval_dataset_fn(None).take(1)))
+        model(sample["image"][:1], training=False)
+        optimizer.build(model.trainable_variables)
+
+    loss_fn = losses.get_loss(config.loss, class_weights=config.class_weights)
+    train_step = steps_lib.make_train_step(
+        model, loss_fn, optimizer, schedule=_make_schedule(config),
+        step_counter=state.step, loss_scale=state.loss_scale,
+        clip_norm=optim_cfg.clip_norm, metrics=train_cm)
+    eval_step = steps_lib.make_eval_step(model, loss_fn, eval_cm)
+    dist_train_step = steps_lib.distribute_step(strategy, train_step)
+    dist_eval_step = steps_lib.distribute_step(strategy, eval_step)
+
+    # --- restore: the newest readable `latest` checkpoint, if any ---
+    checkpoint = state.checkpoint()
+    latest = tf.train.CheckpointManager(
+        checkpoint, workdir_lib.checkpoint_dir(workdir, "latest"),
+        max_to_keep=loop_cfg.keep_checkpoints)
+    best = tf.train.CheckpointManager(
+        checkpoint, workdir_lib.checkpoint_dir(workdir, "best"), max_to_keep=1)
+    restored = workdir_lib.restore_latest(checkpoint, latest, log=log)
+    start_step = int(state.step.numpy())
+    if restored:
+        log(f"resumed from {restored} at step {start_step}")
+
+    # --- data: resumes at the batch the restored run had reached ---
+    train_ds = strategy.distribute_datasets_from_function(
+        lambda ctx: train_dataset_fn(ctx, start_step))
+    eval_ds = strategy.distribute_datasets_from_function(eval_dataset_fn)
+    iterator = iter(train_ds)
+    summary_batch = next(iter(eval_dataset_fn(None).take(1)))
+    writers = {split: tf.summary.create_file_writer(workdir_lib.tensorboard_dir(workdir, split))
+               for split in ("train", "validation")}
+
+    @tf.function
+    def evaluate_dataset():
+        total, count = tf.constant(0.0), tf.constant(0.0)
+        for batch in eval_ds:
+            total += dist_eval_step(batch)["loss"]
+            count += 1.0
+        return tf.math.divide_no_nan(total, count)
+
+    def evaluate(step: int) -> dict:
+        eval_cm.reset()
+        eval_loss = float(evaluate_dataset())
+        result = eval_cm.result()
+        miou = float(result["mean_iou"])
+        values = {"loss": eval_loss, "overall_accuracy": float(result["overall_accuracy"]),
+                  "mean_iou": miou, "mean_f1": float(result["mean_f1"])}
+        values.update({f"iou/{name}": float(v) for name, v in zip(class_names, result["iou"])})
+        if exclude_from_means:
+            values["mean_iou_excluding"] = float(eval_cm.result(exclude=exclude_from_means)["mean_iou"])
+        _write_scalars(writers["validation"], step, values)
+        logits = model(summary_batch["image"], training=False)
+        pred = tf.argmax(logits, axis=-1)
+        n = loop_cfg.summary_images
+        with writers["validation"].as_default(step=step):
+            tf.summary.image("input", _display_rgb(summary_batch["image"][:n], rgb_channels), max_outputs=n)
+            tf.summary.image("label", labels_lib.colorize_tf(summary_batch["label"][:n], palette), max_outputs=n)
+            tf.summary.image("prediction", labels_lib.colorize_tf(pred[:n], palette), max_outputs=n)
+        return values
+
+    # --- loop: inner tf.function loops, eager bookkeeping between them ---
+    total = loop_cfg.train_steps
+    step = start_step
+    bar = ProgressBar(total - start_step, desc="train", unit="step")
+    last_eval: dict = {}
+    stopped_early = False
+    batch_size = int(sample["image"].shape[0]) * strategy.num_replicas_in_sync
+    run_start = time.perf_counter()
+    with _StopSignal() as stop:
+        while step < total:
+            boundary = min(total, _next_multiple(step, loop_cfg.eval_every),
+                           _next_multiple(step, loop_cfg.checkpoint_every))
+            num = min(loop_cfg.steps_per_loop, boundary - step)
+            tic = time.perf_counter()
+            logs = steps_lib.run_steps(dist_train_step, iterator, num,
+                                       jit_compile=loop_cfg.jit_compile)
+            first, step = step + 1, int(state.step.numpy())
+            if not bool(logs["all_finite"]) and not policy.needs_loss_scaling:
+                raise NonFiniteLossError(
+                    f"non-finite loss between steps {first} and {step}; stopped. "
+                    f"The last good checkpoint is {latest.latest_checkpoint} "
+                    f"(lower --max_lr, use --clip_norm, or check the data)")
+            images_per_s = num * batch_size / max(time.perf_counter() - tic, 1e-9)
+            train_result = train_cm.result()
+            scalars = {k: float(logs[k]) for k in ("lr", "momentum", "grad_norm", "loss_scale")}
+            scalars.update(loss=float(logs["mean_loss"]), images_per_s=images_per_s,
+                           overall_accuracy=float(train_result["overall_accuracy"]),
+                           mean_iou=float(train_result["mean_iou"]))
+            _write_scalars(writers["train"], step, scalars)
+            bar.update(step - start_step, f"loss {scalars['loss']:.4f}")
+            eta = (time.perf_counter() - run_start) / max(step - start_step, 1) * (total - step)
+            log(f"step {step}/{total} loss {scalars['loss']:.4f} lr {scalars['lr']:.3g} "
+                f"{images_per_s:.1f} img/s ETA {format_duration(eta)}")
+
+            if step % loop_cfg.eval_every == 0 or step == total:
+                train_cm.reset()
+                last_eval = evaluate(step)
+                miou = last_eval["mean_iou"]
+                log(f"step {step} validation: loss {last_eval['loss']:.4f} "
+                    f"OA {last_eval['overall_accuracy']:.4f} mIoU {miou:.4f}")
+                if miou > float(state.best_metric.numpy()):
+                    state.best_metric.assign(miou)
+                    best.save(checkpoint_number=step)
+                    log(f"step {step}: best validation mean IoU so far, saved {best.latest_checkpoint}")
+                if plateau is not None:
+                    optimizer.learning_rate.assign(plateau.update(miou, optimizer.learning_rate))
+                if early is not None and early.update(miou):
+                    log(f"step {step}: early stopping, no improvement in "
+                        f"{optim_cfg.early_stopping_patience} evaluations")
+                    stopped_early = True
+            if step % loop_cfg.checkpoint_every == 0 or step == total or stopped_early or stop.received:
+                latest.save(checkpoint_number=step)
+            if stopped_early:
+                break
+            if stop.received:
+                log(f"signal {stop.received}: saved {latest.latest_checkpoint}, exiting")
+                bar.close()
+                return {"step": step, "interrupted": True,
+                        "best_mean_iou": float(state.best_metric.numpy())}
+    bar.close()
+
+    # --- finish ---
+    summary = {"step": step, "best_mean_iou": float(state.best_metric.numpy()),
+               "validation": last_eval, "stopped_early": stopped_early,
+               "seconds": time.perf_counter() - run_start}
+    workdir_lib.mark_finished(workdir, summary)
+    return summary
+
+
+def _next_multiple(step: int, every: int) -> int:
+    return (step // every + 1) * every if every > 0 else math.inf
