@@ -1,0 +1,119 @@
+"""Batch normalisation on tf.Module, with an optional cross-replica mode.
+
+Training normalises by the batch statistics and moves the moving averages
+towards them; inference normalises by the moving averages:
+
+  y = scale * (x - mean) / sqrt(var + eps) + offset
+  moving_mean     <- momentum * moving_mean     + (1 - momentum) * mean
+  moving_variance <- momentum * moving_variance + (1 - momentum) * var_unbiased
+
+`var_unbiased` is the batch variance with Bessel's correction n/(n-1) (n the
+number of pixels in the batch), what TensorFlow's fused kernel returns and
+what Keras 2 (fused) and PyTorch store; normalisation itself uses the biased
+variance. Statistics and the four variables are float32 under every policy.
+
+Speed: the local path is one `FusedBatchNormV3` op, which on CPU takes
+bfloat16/float16 activations with float32 scale/offset and accumulates in
+float32, so no cast of the activations is needed in mixed precision. The
+cross-replica path sums (count, sum, sum of squares) over replicas with one
+`all_reduce` and applies `x * a + b` with per-channel `a`, `b`.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from core.precision import Policy
+from layers.base import Module, once, static_channels
+
+
+def _replicas_in_sync() -> int:
+    """Replicas of the current replica context; 1 in a cross-replica context."""
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+class BatchNorm(Module):
+    """Batch normalisation over the batch and spatial axes of NHWC input.
+
+    Args:
+      momentum: moving-average momentum (Keras' 0.99).
+      epsilon: added to the variance (Keras' 1e-3).
+      cross_replica: under `tf.distribute`, normalise by the statistics of
+        the global batch (all replicas), i.e. synchronised batch norm.
+
+    Variables (float32, [C]): `scale` (1), `offset` (0) trainable;
+    `moving_mean` (0), `moving_variance` (1) non-trainable, one copy per
+    replica read as their mean (`ON_READ`, like Keras).
+
+    Call: `x` [B,H,W,C] any float dtype, `training` Python bool ->
+    [B,H,W,C] in the compute dtype.
+    """
+
+    def __init__(self, *, momentum: float = 0.99, epsilon: float = 1e-3,
+                 cross_replica: bool = False, policy: "str | Policy" = "float32",
+                 name: str | None = None):
+        super().__init__(policy=policy, name=name)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm momentum must be in [0, 1]; got {momentum}")
+        if epsilon <= 0.0:
+            raise ValueError(f"BatchNorm epsilon must be > 0; got {epsilon}")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.cross_replica = bool(cross_replica)
+
+    @once
+    def _build(self, x: tf.Tensor) -> None:
+        c = static_channels(x, self.name)
+        self.scale = self.make_variable("scale", tf.ones([c]))
+        self.offset = self.make_variable("offset", tf.zeros([c]))
+        self.moving_mean = self.make_variable(
+            "moving_mean", tf.zeros([c]), trainable=False, on_read=True)
+        self.moving_variance = self.make_variable(
+            "moving_variance", tf.ones([c]), trainable=False, on_read=True)
+
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        self._build(x)
+        x = tf.cast(x, self.compute_dtype)
+        if not training:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, self.scale, self.offset, mean=self.moving_mean.read_value(),
+                variance=self.moving_variance.read_value(),
+                epsilon=self.epsilon, is_training=False)
+            return y
+        if self.cross_replica and _replicas_in_sync() > 1:
+            y, mean, var = self._cross_replica_normalize(x)
+        else:
+            y, mean, var = tf.compat.v1.nn.fused_batch_norm(
+                x, self.scale, self.offset, epsilon=self.epsilon,
+                is_training=True)
+        self._update_moving(mean, var)
+        return y
+
+    def _cross_replica_normalize(self, x: tf.Tensor):
+        """Normalises by global-batch statistics; returns (y, mean, var_unbiased)."""
+        xf = tf.cast(x, tf.float32)
+        count = tf.cast(tf.reduce_prod(tf.shape(xf)[:-1]), tf.float32)
+        local = tf.concat([
+            tf.reshape(count, [1]),
+            tf.reduce_sum(xf, axis=[0, 1, 2]),
+            tf.reduce_sum(tf.square(xf), axis=[0, 1, 2]),
+        ], axis=0)
+        total = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, local)
+        c = self.scale.shape[0]
+        n = total[0]
+        mean = total[1:1 + c] / n
+        # E[x^2] - E[x]^2 can go slightly negative by round-off.
+        var = tf.maximum(total[1 + c:] / n - tf.square(mean), 0.0)
+        a = self.scale * tf.math.rsqrt(var + self.epsilon)
+        b = self.offset - mean * a
+        y = x * tf.cast(a, x.dtype) + tf.cast(b, x.dtype)
+        return y, mean, var * n / tf.maximum(n - 1.0, 1.0)
+
+    def _update_moving(self, mean: tf.Tensor, var: tf.Tensor) -> None:
+        # The statistics carry no gradient into the moving averages.
+        mean = tf.stop_gradient(mean)
+        var = tf.stop_gradient(var)
+        decay = 1.0 - self.momentum
+        self.moving_mean.assign_sub((self.moving_mean - mean) * decay)
+        self.moving_variance.assign_sub((self.moving_variance - var) * decay)
