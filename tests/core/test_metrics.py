@@ -1,0 +1,143 @@
+"""ConfusionMatrix against scikit-learn, in batches and across two replicas."""
+import json
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+from sklearn.metrics import confusion_matrix, f1_score, jaccard_score
+
+from core.metrics import ConfusionMatrix
+
+K = 5
+
+
+def _random(seed, shape=(3, 8, 8), num_classes=K):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_classes, size=shape).astype(np.uint8)
+    # Predictions agree with labels often, so the scores are not all tiny.
+    predicted = np.where(rng.random(shape) < 0.6, labels,
+                         rng.integers(0, num_classes, size=shape)).astype(np.int64)
+    labels[rng.random(shape) < 0.15] = 255
+    return labels, predicted
+
+
+def _sklearn_scores(labels, predicted, exclude=()):
+    y = labels.reshape(-1)
+    p = predicted.reshape(-1)
+    keep = y != 255
+    y, p = y[keep], p[keep]
+    all_classes = list(range(K))
+    present = sorted(set(y.tolist()) | set(p.tolist()))
+    in_mean = [c for c in present if c not in exclude]
+    return {
+        "matrix": confusion_matrix(y, p, labels=all_classes),
+        "present": present,
+        "iou": jaccard_score(y, p, labels=all_classes, average=None, zero_division=0),
+        "f1": f1_score(y, p, labels=all_classes, average=None, zero_division=0),
+        "mean_iou": jaccard_score(y, p, labels=in_mean, average="macro"),
+        "mean_f1": f1_score(y, p, labels=in_mean, average="macro"),
+        "accuracy": np.mean(y == p),
+    }
+
+
+class ConfusionMatrixTest(tf.test.TestCase, parameterized.TestCase):
+
+    def _check(self, result, expected):
+        present = expected["present"]
+        self.assertAllEqual(result["confusion_matrix"], expected["matrix"])
+        self.assertAllClose(np.asarray(result["iou"])[present], expected["iou"][present])
+        self.assertAllClose(np.asarray(result["f1"])[present], expected["f1"][present])
+        self.assertAllClose(result["mean_iou"], expected["mean_iou"])
+        self.assertAllClose(result["mean_f1"], expected["mean_f1"])
+        self.assertAllClose(result["overall_accuracy"], expected["accuracy"])
+
+    @parameterized.parameters(1, 3)
+    def test_matches_sklearn_in_batches(self, num_batches):
+        labels, predicted = _random(0, shape=(6, 8, 8))
+        cm = ConfusionMatrix(K)
+        update = tf.function(cm.update)
+        for labels_part, predicted_part in zip(np.array_split(labels, num_batches),
+                                               np.array_split(predicted, num_batches)):
+            update(labels_part, predicted_part)
+        self._check(cm.result(), _sklearn_scores(labels, predicted))
+
+    def test_absent_class_left_out_of_means_and_exclude(self):
+        labels, predicted = _random(1)
+        labels[labels == 3] = 0
+        predicted[predicted == 3] = 1  # class 3: empty union
+        cm = ConfusionMatrix(K, exclude=(4,))
+        cm.update(labels, predicted)
+        result = cm.result(exclude=())
+        self.assertTrue(np.isnan(result["iou"][3]))
+        self._check(result, _sklearn_scores(labels, predicted))
+        self._check(cm.result(), _sklearn_scores(labels, predicted, exclude=(4,)))
+        # precision / recall against the matrix by hand
+        matrix = result["confusion_matrix"].numpy().astype(float)
+        tp = np.diag(matrix)
+        self.assertAllClose(result["precision"][:3], tp[:3] / matrix.sum(0)[:3])
+        self.assertAllClose(result["recall"][:3], tp[:3] / matrix.sum(1)[:3])
+
+    def test_reset_table_and_json(self):
+        labels, predicted = _random(2)
+        cm = ConfusionMatrix(K)
+        cm.update(labels, predicted)
+        names = ["road", "building", "grass", "tree", "car"]
+        report = cm.to_dict(names, exclude=(4,))
+        json.dumps(report, allow_nan=False)
+        expected = _sklearn_scores(labels, predicted)
+        self.assertAllClose(report["mean_iou"], expected["mean_iou"])
+        self.assertAllClose(report["classes"]["tree"]["iou"], expected["iou"][3])
+        self.assertEqual(report["classes"]["car"]["support"],
+                         int(expected["matrix"][4].sum()))
+        self.assertAllClose(report["without"]["mean_iou"],
+                            _sklearn_scores(labels, predicted, (4,))["mean_iou"])
+        table = cm.table(names, exclude=(4,))
+        self.assertIn(f"{expected['iou'][1]:.4f}", table.splitlines()[2])
+        self.assertIn("without car", table)
+        cm.reset()
+        self.assertEqual(int(tf.reduce_sum(cm.matrix)), 0)
+        self.assertEqual(float(cm.result()["mean_iou"]), 0.0)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, r"exclude \[7\]"):
+            ConfusionMatrix(K, exclude=(7,))
+        cm = ConfusionMatrix(K)
+        with self.assertRaisesRegex(ValueError, "3 class names"):
+            cm.to_dict(["a", "b", "c"])
+        with self.assertRaises(tf.errors.InvalidArgumentError):
+            cm.update(np.array([[K]]), np.array([[0]]))
+
+    def test_two_replica_mirrored_strategy(self):
+        devices = tf.config.list_logical_devices("CPU")
+        if len(devices) < 2:
+            self.fail("tests/conftest.py should provide 2 logical CPU devices")
+        strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+        labels, predicted = _random(3, shape=(4, 8, 8))
+        with strategy.scope():
+            cm = ConfusionMatrix(K)
+        halves = {"labels": np.split(labels, 2), "predicted": np.split(predicted, 2)}
+
+        def per_replica(ctx):
+            i = ctx.replica_id_in_sync_group
+            return (tf.constant(halves["labels"][i]), tf.constant(halves["predicted"][i]))
+
+        values = strategy.experimental_distribute_values_from_function(per_replica)
+
+        @tf.function
+        def step(labels, predicted):
+            strategy.run(cm.update, args=(labels, predicted))
+
+        step(*values)
+        self._check(cm.result(), _sklearn_scores(labels, predicted))
+        # A checkpoint holds the summed counts and restores them.
+        path = tf.train.Checkpoint(cm=cm).save(self.get_temp_dir() + "/ckpt")
+        fresh = ConfusionMatrix(K)
+        tf.train.Checkpoint(cm=fresh).restore(path).assert_consumed()
+        self.assertAllEqual(fresh.matrix, cm.result()["confusion_matrix"])
+        with strategy.scope():
+            cm.reset()
+        self.assertEqual(int(tf.reduce_sum(cm.result()["confusion_matrix"])), 0)
+
+
+if __name__ == "__main__":
+    tf.test.main()
