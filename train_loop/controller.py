@@ -143,7 +143,10 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
         model(sample["image"][:1], training=False)
         optimizer.build(model.trainable_variables)
 
-    loss_fn = losses.get_loss(config.loss, class_weights=config.class_weights)
+    loss_kwargs = {"class_weights": config.class_weights}
+    if "focal" in config.loss:
+        loss_kwargs["gamma"] = config.focal_gamma
+    loss_fn = losses.get_loss(config.loss, **loss_kwargs)
     train_step = steps_lib.make_train_step(
         model, loss_fn, optimizer, schedule=_make_schedule(config),
         step_counter=state.step, loss_scale=state.loss_scale,

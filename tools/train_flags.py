@@ -1,0 +1,158 @@
+"""Model, loss, optimizer, schedule, precision and loop flags of tools.train
+(tools.lr_find reads the same ones), their cross-flag rules, and the one
+place they become a frozen `TrainConfig`.
+"""
+from absl import flags
+
+from tools import data_flags  # noqa: F401  (data flags: --patch_size, --seed, ...)
+
+# --- model ---
+flags.DEFINE_integer("filters", 32, "Filters of the first U-Net level (doubled per level).")
+flags.DEFINE_enum("depth", "4", ["3", "4", "5"], "U-Net skips (levels).")
+flags.DEFINE_boolean("residual", True, "Residual blocks instead of plain conv blocks.")
+flags.DEFINE_enum("center", "conv", ["conv", "serial_dilated", "parallel_dilated", "residual"],
+                  "U-Net center block.")
+# --- loss ---
+flags.DEFINE_string("loss", "ce", "ce|focal|jaccard|dice|lovasz or a weighted sum such as "
+                    "'ce+jaccard' or '0.5*ce+1.0*lovasz'.")
+flags.DEFINE_list("class_weights", None, "Per-class loss weights, one float per class.")
+flags.DEFINE_float("focal_gamma", 2.0, "Focusing parameter of the focal loss.")
+# --- optimizer and schedule ---
+flags.DEFINE_float("max_lr", 0.1, "Peak (one_cycle) or initial (plateau, constant) learning rate.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum (one_cycle cycles it between "
+                   "--base_momentum and --max_momentum instead).")
+flags.DEFINE_boolean("nesterov", False, "Nesterov momentum.")
+flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay on convolution kernels.")
+flags.DEFINE_float("clip_norm", None, "Clip gradients to this global norm.")
+flags.DEFINE_enum("schedule", "one_cycle", ["one_cycle", "plateau", "constant"], "LR schedule.")
+flags.DEFINE_float("epochs", None, "Training length in epochs (patches per epoch / batch).")
+flags.DEFINE_integer("train_steps", None, "Training length in steps (instead of --epochs).")
+flags.DEFINE_float("pct_start", 0.3, "one_cycle: fraction of steps spent warming up.")
+flags.DEFINE_float("div_factor", 25.0, "one_cycle: initial lr = max_lr / div_factor.")
+flags.DEFINE_float("final_div_factor", 1e4, "one_cycle: final lr = initial lr / this.")
+flags.DEFINE_enum("anneal", "cos", ["cos", "linear"], "one_cycle annealing.")
+flags.DEFINE_float("base_momentum", 0.85, "one_cycle: lowest momentum (at peak lr).")
+flags.DEFINE_float("max_momentum", 0.95, "one_cycle: highest momentum.")
+flags.DEFINE_float("plateau_factor", 0.5, "plateau: lr multiplier on a plateau.")
+flags.DEFINE_integer("plateau_patience", 3, "plateau: evaluations without improvement.")
+flags.DEFINE_integer("plateau_cooldown", 0, "plateau: evaluations to wait after a reduction.")
+flags.DEFINE_float("min_lr", 1e-6, "plateau: lowest learning rate.")
+flags.DEFINE_integer("early_stopping_patience", 0, "Stop after this many evaluations "
+                     "without mean-IoU improvement (0: never).")
+flags.DEFINE_float("min_delta", 1e-4, "Smallest mean-IoU change that counts as improvement.")
+# --- precision and speed ---
+flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                  "Compute dtype policy; auto: mixed_bfloat16 on a CPU with AVX-512 BF16/AMX "
+                  "or a GPU of compute capability >= 8, mixed_float16 on older GPUs >= 7, "
+                  "else float32.")
+flags.DEFINE_boolean("jit_compile", None, "XLA-compile the train step; default: on GPU/TPU "
+                     "only (on CPU XLA bypasses oneDNN convolutions and was slower).")
+flags.DEFINE_integer("steps_per_loop", 10, "Steps per tf.function call (inner loop).")
+flags.DEFINE_integer("eval_every", 0, "Evaluate every N steps (0: once per epoch).")
+flags.DEFINE_integer("checkpoint_every", 0, "Save `latest` every N steps (0: --eval_every).")
+flags.DEFINE_integer("keep_checkpoints", 3, "`latest` checkpoints kept.")
+flags.DEFINE_integer("summary_images", 2, "Validation images written to TensorBoard.")
+flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker",
+                                          "tpu"], "tf.distribute strategy.")
+# --- workdir ---
+flags.DEFINE_string("workdir_root", "runs", "Parent of experiment folders.")
+flags.DEFINE_string("workdir", None, "Experiment folder (default: WORKDIR_ROOT/NAME-TIMESTAMP, "
+                    "or the newest unfinished one of NAME, which resumes).")
+flags.DEFINE_string("experiment_name", None, "Default: built from the config, like "
+                    "unet_input256_skip4_residual_serialCenter_sgd_jaccard_bs50_onecycle.")
+# --- preparation on the fly (demo.flags) ---
+flags.DEFINE_enum("prepare_dataset", "potsdam", ["potsdam", "inria", "folder"],
+                  "Layout of --prepare_src.")
+flags.DEFINE_string("prepare_src", None, "When --data_dir has no info.json, prepare it from "
+                    "this raw archive folder first.")
+flags.DEFINE_boolean("make_demo_data", False, "Generate synthetic demo tiles into "
+                     "--prepare_src when that folder does not exist.")
+flags.DEFINE_integer("demo_tiles", 8, "make_demo_data: number of tiles.")
+flags.DEFINE_integer("demo_size", 1024, "make_demo_data: tile side in pixels.")
+
+FLAGS = flags.FLAGS
+
+flags.register_validator("steps_per_loop", lambda v: v >= 1, "--steps_per_loop must be >= 1")
+flags.register_validator("pct_start", lambda v: 0.0 < v < 1.0, "--pct_start must be in (0, 1)")
+flags.register_validator("max_lr", lambda v: v > 0, "--max_lr must be > 0")
+flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 0 for x in v),
+                         "--class_weights must be positive floats, e.g. 1,1,1,1,4,1")
+
+
+@flags.multi_flags_validator(["epochs", "train_steps"],
+                             message="give exactly one of --epochs or --train_steps (> 0)")
+def _one_length(values):
+    return (values["epochs"] is None) != (values["train_steps"] is None) and (
+        (values["epochs"] or 0) > 0 or (values["train_steps"] or 0) > 0)
+
+
+@flags.multi_flags_validator(["patch_size", "depth"],
+                             message="--patch_size must be a multiple of 2**--depth")
+def _patch_fits_depth(values):
+    return values["patch_size"] % (2 ** int(values["depth"])) == 0
+
+
+@flags.multi_flags_validator(["make_demo_data", "prepare_src"],
+                             message="--make_demo_data needs --prepare_src (where tiles go)")
+def _demo_needs_src(values):
+    return not values["make_demo_data"] or bool(values["prepare_src"])
+
+
+def resolve_precision(name: str) -> str:
+    """The policy name for --precision (auto picks by hardware)."""
+    from core.precision import default_policy_name  # pylint: disable=import-outside-toplevel
+    return default_policy_name() if name == "auto" else name
+
+
+def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int):
+    """Builds the frozen TrainConfig once; library code never sees FLAGS."""
+    from train_loop.config import LoopConfig, ModelConfig, OptimConfig, TrainConfig  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    f = flag_values
+    weights = tuple(float(w) for w in f.class_weights) if f.class_weights else None
+    if weights is not None and len(weights) != num_classes:
+        raise flags.ValidationError(
+            f"--class_weights has {len(weights)} values; the data has {num_classes} classes")
+    train_steps = f.train_steps or max(1, int(round(f.epochs * steps_per_epoch)))
+    eval_every = f.eval_every or steps_per_epoch
+    jit = f.jit_compile
+    if jit is None:
+        jit = bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
+    return TrainConfig(
+        model=ModelConfig(filters=f.filters, depth=int(f.depth), residual=f.residual,
+                          center=f.center, policy=resolve_precision(f.precision)),
+        loss=f.loss, class_weights=weights, focal_gamma=f.focal_gamma,
+        optim=OptimConfig(
+            max_lr=f.max_lr, momentum=f.momentum, nesterov=f.nesterov,
+            weight_decay=f.weight_decay, clip_norm=f.clip_norm, schedule=f.schedule,
+            pct_start=f.pct_start, div_factor=f.div_factor, final_div_factor=f.final_div_factor,
+            anneal=f.anneal, base_momentum=f.base_momentum, max_momentum=f.max_momentum,
+            plateau_factor=f.plateau_factor, plateau_patience=f.plateau_patience,
+            plateau_cooldown=f.plateau_cooldown, min_lr=f.min_lr,
+            early_stopping_patience=f.early_stopping_patience, min_delta=f.min_delta),
+        loop=LoopConfig(
+            train_steps=train_steps, steps_per_loop=f.steps_per_loop, eval_every=eval_every,
+            checkpoint_every=f.checkpoint_every or eval_every,
+            keep_checkpoints=f.keep_checkpoints, jit_compile=jit, seed=f.seed,
+            deterministic=f.deterministic, summary_images=f.summary_images,
+            strategy=f.strategy))
+
+
+def make_strategy(name: str):
+    """The tf.distribute strategy for --strategy."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
