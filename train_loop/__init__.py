@@ -1,1 +1,9 @@
-"""Step functions, the inner loop and the outer-loop controller."""
+"""Step functions, the inner loop and the outer-loop controller.
+
+The parts a research loop imports:
+
+    from train_loop import make_train_step, make_eval_step, run_steps
+"""
+from train_loop.steps import distribute_step, make_eval_step, make_train_step, run_steps
+
+__all__ = ["distribute_step", "make_eval_step", "make_train_step", "run_steps"]
