@@ -1,0 +1,239 @@
+"""Serving: a tf.Module around a trained model, written as a SavedModel.
+
+The SavedModel serves without this project installed (`tf.saved_model.load`
+only needs TensorFlow). It holds:
+
+  serving_default(images [N,H,W,C] float32, any H and W)
+      -> {"probabilities": [N,H,W,K] float32, "classes": [N,H,W] uint8}
+      The batch is reflect-padded to multiples of 2**depth, predicted in one
+      model call, and cropped back.
+  predict_tile(image [H,W,C] float32, one whole tile of any size)
+      -> {"probabilities": [H,W,K] float32, "classes": [H,W] uint8}
+      Sliding windows with Hann blending and optional test-time augmentation
+      inside the graph (`core.inference.predict_tile_graph`). Window size,
+      overlap, TTA and batch size are FIXED AT EXPORT TIME (recorded in
+      model_info.json): a serving signature cannot have optional inputs, and
+      a fixed window keeps the traced model shapes static.
+  logits(images [N,S,S,C] float32, S a multiple of 2**depth) -> [N,S,S,K]
+      (a plain restored function, not a signature: `tools.predict` drives
+      its own sliding windows with it).
+  model_info: a `tf.saved_model.Asset`, assets/model_info.json: class names,
+      palette, bands, normalisation mean/std, num_classes, in_channels, depth,
+      and the predict_tile settings.
+
+Writing is atomic per folder: the SavedModel goes to a temporary sibling
+`<export_dir>.tmp-XXXX`; only when it is complete is an existing export moved
+to `<export_dir>.previous` (replacing an older `.previous`) and the new one
+renamed into place. An interrupted export leaves the previous one whole. A
+folder that exists and is not an export (no saved_model.pb) is never
+replaced or deleted: the export is refused (an empty folder is fine).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from core import inference
+
+MODEL_INFO = "model_info.json"
+FORMAT_VERSION = 1
+
+
+class ExportError(ValueError):
+    """An export folder that cannot be written or read (named in the message)."""
+
+
+def is_export(path: str) -> bool:
+    """True when `path` is a SavedModel folder."""
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def pad_to_multiple(images: tf.Tensor, multiple: int) -> tf.Tensor:
+    """Reflect-pads [N,H,W,C] at the bottom/right to multiples of `multiple`.
+
+    Works for any size (even H=1, where plain REFLECT padding cannot).
+    """
+    shape = tf.shape(images)
+    padded_h = (shape[1] + multiple - 1) // multiple * multiple
+    padded_w = (shape[2] + multiple - 1) // multiple * multiple
+    rows = inference.reflect_indices_tf(tf.range(padded_h), shape[1])
+    cols = inference.reflect_indices_tf(tf.range(padded_w), shape[2])
+    return tf.gather(tf.gather(images, rows, axis=1), cols, axis=2)
+
+
+class ServingModule(tf.Module):
+    """The exported object: the model plus its serving functions.
+
+    Args:
+      model: `model(images, training=False) -> logits [N,H,W,K]` with
+        attributes `num_classes`, `in_channels`, `depth` (a `layers.UNet`).
+      info: model_info dict (see `make_model_info`); written as an asset.
+      info_path: the file holding `info` (becomes the Asset).
+    """
+
+    def __init__(self, model, info: dict, info_path: str):
+        super().__init__(name="serving")
+        self.model = model
+        self.model_info = tf.saved_model.Asset(info_path)
+        channels, self._multiple = int(model.in_channels), 2 ** int(model.depth)
+        self._num_classes = int(model.num_classes)
+        self._tile = dict(window=int(info["window"]), overlap=float(info["overlap"]),
+                          tta=tuple(info["tta"]), batch_size=int(info["batch_size"]))
+        self.serving_default = tf.function(self._serve, input_signature=[
+            tf.TensorSpec([None, None, None, channels], tf.float32, name="images")])
+        self.predict_tile = tf.function(self._predict_tile, input_signature=[
+            tf.TensorSpec([None, None, channels], tf.float32, name="image")])
+        self.logits = tf.function(self._logits, input_signature=[
+            tf.TensorSpec([None, None, None, channels], tf.float32, name="images")])
+
+    def _logits(self, images):
+        return self.model(images, training=False)
+
+    def _serve(self, images):
+        shape = tf.shape(images)
+        logits = self.model(pad_to_multiple(images, self._multiple), training=False)
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))[:, :shape[1], :shape[2]]
+        return {"probabilities": probabilities,
+                "classes": tf.cast(tf.argmax(probabilities, -1), tf.uint8)}
+
+    def _predict_tile(self, image):
+        probabilities = inference.predict_tile_graph(
+            self.model, image, num_classes=self._num_classes, **self._tile)
+        return {"probabilities": probabilities,
+                "classes": tf.cast(tf.argmax(probabilities, -1), tf.uint8)}
+
+
+def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequence[int]],
+                    bands: Sequence[str], mean: Sequence[float] | None = None,
+                    std: Sequence[float] | None = None, window: int = 512,
+                    overlap: float = 0.25, tta: Any = None, batch_size: int = 4,
+                    extra: dict | None = None) -> dict:
+    """The model_info.json content, checked against the model.
+
+    Raises:
+      ExportError: class names/palette/bands that do not match the model.
+    """
+    k, c = int(model.num_classes), int(model.in_channels)
+    if len(class_names) != k or len(palette) != k:
+        raise ExportError(f"the model has {k} classes but {len(class_names)} class "
+                          f"names and {len(palette)} palette colours were given")
+    if len(bands) != c:
+        raise ExportError(f"the model takes {c} bands but bands={list(bands)} were given")
+    if mean is None:
+        mean = np.asarray(model.mean).tolist() if hasattr(model, "mean") else [0.0] * c
+    if std is None:
+        std = np.asarray(model.std).tolist() if hasattr(model, "std") else [1.0] * c
+    multiple = 2 ** int(model.depth)
+    if window <= 0 or window % multiple:
+        raise ExportError(f"window must be a positive multiple of {multiple}, got {window}")
+    info = {
+        "format_version": FORMAT_VERSION,
+        "num_classes": k, "class_names": [str(n) for n in class_names],
+        "palette": [[int(v) for v in color] for color in palette],
+        "in_channels": c, "bands": [str(b) for b in bands],
+        "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+        "depth": int(model.depth), "size_multiple": multiple,
+        "window": int(window), "overlap": float(overlap),
+        "tta": list(inference.parse_tta(tta)), "batch_size": int(batch_size),
+        "signatures": {
+            "serving_default": "images [N,H,W,C] float32 -> probabilities [N,H,W,K] "
+                               "float32, classes [N,H,W] uint8",
+            "predict_tile": "image [H,W,C] float32 -> probabilities [H,W,K] float32, "
+                            "classes [H,W] uint8 (sliding windows, settings above)"},
+    }
+    info.update(extra or {})
+    return info
+
+
+def _check_target(export_dir: str) -> None:
+    for path in (export_dir, export_dir + ".previous"):
+        if os.path.exists(path) and not is_export(path) and (
+                not os.path.isdir(path) or os.listdir(path)):
+            raise ExportError(f"{path} exists and is not a SavedModel export (no "
+                              f"saved_model.pb); refusing to replace it: choose another "
+                              f"export_dir or move it away")
+
+
+def export_saved_model(model, export_dir: str, info: dict) -> str:
+    """Writes the SavedModel atomically (see the module docstring).
+
+    Args:
+      model: the trained model (`num_classes`, `in_channels`, `depth`).
+      export_dir: destination folder.
+      info: from `make_model_info`.
+    Returns:
+      export_dir.
+    Raises:
+      ExportError: `export_dir` (or `<export_dir>.previous`) is a non-empty
+        folder that is not an export.
+    """
+    export_dir = os.path.abspath(export_dir.rstrip("/\\"))
+    _check_target(export_dir)
+    parent = os.path.dirname(export_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(export_dir) + ".tmp-", dir=parent)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            info_path = os.path.join(scratch, MODEL_INFO)
+            with open(info_path, "w", encoding="utf-8") as f:
+                json.dump(info, f, indent=2)
+            module = ServingModule(model, info, info_path)
+            tf.saved_model.save(module, tmp, signatures={
+                "serving_default": module.serving_default,
+                "predict_tile": module.predict_tile})
+        _check_target(export_dir)  # the user may have created it meanwhile
+        if os.path.isdir(export_dir) and not is_export(export_dir):
+            os.rmdir(export_dir)  # empty (checked), e.g. made by the trainer
+        elif os.path.exists(export_dir):
+            previous = export_dir + ".previous"
+            if is_export(previous):
+                shutil.rmtree(previous)  # our own older export, never a user's folder
+            elif os.path.isdir(previous):
+                os.rmdir(previous)  # empty (checked above)
+            os.rename(export_dir, previous)
+        os.rename(tmp, export_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return export_dir
+
+
+def read_model_info(export_dir: str) -> dict:
+    """model_info.json of an export.
+
+    Raises:
+      ExportError: not an export, or no readable model_info.json.
+    """
+    path = os.path.join(export_dir, "assets", MODEL_INFO)
+    if not is_export(export_dir):
+        raise ExportError(f"{export_dir} is not a SavedModel (no saved_model.pb)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise ExportError(f"{path}: cannot read the model info ({err})") from None
+
+
+class LoadedModel:
+    """A loaded export, callable like the original model on windows.
+
+    `model(images [N,S,S,C], training=False) -> logits [N,S,S,K] float32`
+    with `num_classes`, `in_channels`, `depth`, and `info` (model_info dict).
+    """
+
+    def __init__(self, export_dir: str):
+        self.info = read_model_info(export_dir)
+        self.saved = tf.saved_model.load(export_dir)
+        self.num_classes = int(self.info["num_classes"])
+        self.in_channels = int(self.info["in_channels"])
+        self.depth = int(self.info["depth"])
+
+    def __call__(self, images, training: bool = False) -> tf.Tensor:
+        del training  # the export is inference only
+        return self.saved.logits(tf.cast(images, tf.float32))
