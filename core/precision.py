@@ -51,3 +51,111 @@ def get_policy(policy: "str | Policy") -> Policy:
         raise ValueError(
             f"unknown precision policy {policy!r}; expected one of "
             f"{sorted(POLICIES)}") from None
+
+
+class DynamicLossScale(tf.Module):
+    """Dynamic loss scaling for float16 training.
+
+    float16 flushes gradients below ~6e-8 to zero; multiplying the loss by a
+    large scale S before differentiation keeps them representable, and the
+    gradients are divided by S before the update. S adapts: a step whose
+    gradients are not all finite is skipped and S is divided by `factor`
+    (never below 1); after `growth_interval` finite steps in a row S is
+    multiplied by `factor` (if that stays finite).
+
+    Use in a train step (inside tf.function and/or strategy.run):
+      with tf.GradientTape() as tape:
+          loss = loss_fn(...)                      # float32
+          scaled = loss_scale.scale_loss(loss)
+      grads, finite = loss_scale.unscale(tape.gradient(scaled, variables))
+      optimizer.apply(grads, variables, finite=finite)  # skips when False
+      loss_scale.update(finite)
+
+    Under float32 and bfloat16, `for_policy` returns a disabled scaler:
+    scale 1, `unscale` returns the gradients unchanged with finite=True
+    (it never skips; non-finite guards are the trainer's job there) and
+    `update` does nothing.
+
+    Attributes:
+      scale: float32 tf.Variable S.
+      good_steps: int64 tf.Variable, finite steps since the last change of S.
+    """
+
+    def __init__(self, initial_scale: float = 2.0 ** 15, growth_interval: int = 2000,
+                 factor: float = 2.0, *, enabled: bool = True, min_scale: float = 1.0,
+                 name: str = "loss_scale"):
+        super().__init__(name=name)
+        if growth_interval < 1 or factor <= 1.0 or not initial_scale >= min_scale > 0:
+            raise ValueError(
+                "DynamicLossScale: need growth_interval >= 1, factor > 1 and "
+                f"initial_scale >= min_scale > 0, got growth_interval={growth_interval}, "
+                f"factor={factor}, initial_scale={initial_scale}, min_scale={min_scale}")
+        self.enabled = bool(enabled)
+        self.growth_interval = int(growth_interval)
+        self.factor = float(factor)
+        self.min_scale = float(min_scale)
+        # ONLY_FIRST_REPLICA: `update` may run inside strategy.run; `unscale`
+        # makes `finite` identical on every replica, so any copy will do.
+        replicated = dict(trainable=False,
+                          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        with self.name_scope:
+            self.scale = tf.Variable(float(initial_scale) if enabled else 1.0,
+                                     dtype=tf.float32, name="scale", **replicated)
+            self.good_steps = tf.Variable(0, dtype=tf.int64, name="good_steps",
+                                          **replicated)
+
+    @classmethod
+    def for_policy(cls, policy: "str | Policy", **kwargs) -> "DynamicLossScale":
+        """An enabled scaler for mixed_float16, a disabled one otherwise."""
+        if get_policy(policy).needs_loss_scaling:
+            return cls(**kwargs)
+        return cls(enabled=False, name=kwargs.get("name", "loss_scale"))
+
+    def scale_loss(self, loss: tf.Tensor) -> tf.Tensor:
+        """loss * S (in the loss dtype, normally float32)."""
+        if not self.enabled:
+            return loss
+        return loss * tf.cast(self.scale, loss.dtype)
+
+    def unscale(self, grads) -> tuple[list, tf.Tensor]:
+        """Divides gradients by S and checks them.
+
+        Args:
+          grads: list of gradient tensors (None entries are kept as None).
+        Returns:
+          (grads / S, all_finite): all_finite is a bool scalar, reduced over
+          replicas inside strategy.run so every replica skips together.
+        """
+        grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]
+        if not self.enabled:
+            return grads, tf.constant(True)
+        inverse = 1.0 / self.scale
+        grads = [None if g is None else g * tf.cast(inverse, g.dtype) for g in grads]
+        checks = [tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]
+        finite = tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                                 tf.cast(tf.logical_not(finite), tf.float32))
+            finite = tf.equal(bad, 0.0)
+        return grads, finite
+
+    def update(self, all_finite: tf.Tensor) -> tf.Tensor:
+        """Halves S on a non-finite step, doubles it after growth_interval good ones.
+
+        Returns:
+          all_finite (so callers can chain it), unchanged.
+        """
+        all_finite = tf.convert_to_tensor(all_finite, tf.bool)
+        if not self.enabled:
+            return all_finite
+        good = tf.where(all_finite, self.good_steps + 1, tf.zeros_like(self.good_steps))
+        grow = tf.logical_and(all_finite, good >= self.growth_interval)
+        grown = self.scale * self.factor
+        grown = tf.where(tf.math.is_finite(grown), grown, self.scale)
+        shrunk = tf.maximum(self.scale / self.factor, self.min_scale)
+        new_scale = tf.where(grow, grown, tf.where(all_finite, self.scale, shrunk))
+        with tf.control_dependencies([new_scale, good]):
+            self.scale.assign(new_scale)
+            self.good_steps.assign(tf.where(grow, tf.zeros_like(good), good))
+        return all_finite
