@@ -1,0 +1,414 @@
+"""tf.data pipelines over a prepared store (see `core.data.prepare`).
+
+Training (`train_dataset`), one element per step:
+
+    tile ids -shuffle-> repeat -> interleave(read tile, cut windows)   [1]
+      -> shuffle(patches) -> batch(per replica) -> augment(batch) -> prefetch
+
+[1] `cycle_length` tiles are open at a time: a tile is read whole with
+`tf.io.read_file` + `tf.io.decode_raw` from its `.npy` (no py_function, so
+the iterator is checkpointable), optionally downscaled (`scale`, the talk's
+scaled variant) and padded, then cut into grid windows (`sampling="grid"`)
+or `patches_per_epoch / num_tiles` random windows (`sampling="random"`).
+
+Memory is bounded by design: without cache, at most about `2 * cycle_length`
+decoded tiles, `shuffle_buffer` compact patches (uint8 optical bands) and
+`prefetch` batches are alive, whatever the number of tiles (an INRIA tile is
+75 MB). `cache="memory"` keeps every decoded (and scaled) tile in RAM
+(the whole train split), `cache="<path>"` writes them to a file cache (the
+talk's options); the cache holds tiles rather than the talk's unbatched
+patches, so overlapping windows (stride < patch) cost nothing extra.
+
+Augmentation runs on whole batches (one warp kernel per batch, see
+`core.data.augment`) with a stateless seed made of `cfg.seed` and the batch's
+index in the stream, so with `deterministic=True` the stream is a pure
+function of the seed, and `tf.train.Checkpoint(iterator=iterator)` restores
+the exact position. (The checkpoint then holds the shuffle buffer and the
+open tiles, tens to hundreds of MB; with a cache it also holds the cache.)
+
+Elements are `{"image": [b,H,W,C] float32 raw band values, "label": [b,H,W]
+uint8}`; normalisation is the model's job (info.json mean/std).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from core.data import patches as patches_lib
+from core.data.augment import AugmentConfig, augment, channels_for_bands
+from core.data.tiles import parse_bands
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """What the tf.data pipelines read and how.
+
+    Attributes:
+      data_dir: store written by `core.data.prepare.prepare`.
+      patch_size: window side (pixels, after scaling).
+      stride: grid step; None = patch_size (no overlap).
+      scale: tiles are resized by this factor before cutting (0.5: half
+        resolution, twice the context per patch).
+      batch_size: GLOBAL batch (split over replicas with an InputContext).
+      sampling: "grid" (every window each epoch) or "random".
+      patches_per_epoch: random sampling: windows per pass over the tiles
+        (0: as many as the grid).
+      cache: "none", "memory" or a cache file path (decoded tiles).
+      augment: training augmentation; None disables it.
+      shuffle_buffer: patches in the shuffle buffer.
+      seed: seeds tile order, patch shuffle, random windows, augmentation.
+      deterministic: fixed element order (needed for exact resume).
+      num_parallel_calls: reads/augment in parallel (-1: autotune).
+      cycle_length: tiles cut at the same time.
+      prefetch: batches prepared ahead.
+      bands: optical bands to feed, a subset of the store's (None: all).
+      elevation: False drops the stored elevation band; None/True keeps it.
+    """
+    data_dir: str
+    patch_size: int = 256
+    stride: int | None = None
+    scale: float = 1.0
+    batch_size: int = 16
+    sampling: str = "grid"
+    patches_per_epoch: int = 0
+    cache: str = "none"
+    augment: AugmentConfig | None = dataclasses.field(default_factory=AugmentConfig)
+    shuffle_buffer: int = 1000
+    seed: int = 0
+    deterministic: bool = False
+    num_parallel_calls: int = -1
+    cycle_length: int = 4
+    prefetch: int = 2
+    bands: str | tuple[str, ...] | None = None
+    elevation: bool | None = None
+
+    def __post_init__(self):
+        checks = [(self.patch_size >= 1, "patch_size must be >= 1"),
+                  (self.stride is None or self.stride >= 1, "stride must be >= 1"),
+                  (self.scale > 0, "scale must be > 0"),
+                  (self.batch_size >= 1, "batch_size must be >= 1"),
+                  (self.sampling in ("grid", "random"),
+                   "sampling must be 'grid' or 'random'"),
+                  (self.patches_per_epoch >= 0, "patches_per_epoch must be >= 0"),
+                  (self.shuffle_buffer >= 1, "shuffle_buffer must be >= 1"),
+                  (self.cycle_length >= 1, "cycle_length must be >= 1"),
+                  (bool(self.cache), "cache must be 'none', 'memory' or a path")]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"PipelineConfig: {msg} (got {self}).")
+
+
+def load_info(data_dir: str | os.PathLike) -> dict:
+    """Reads `data_dir/info.json` (written by prepare)."""
+    path = Path(data_dir) / "info.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run `python -m "
+                                f"tools.prepare --dst={data_dir}` first.")
+    return json.loads(path.read_text())
+
+
+def _plan(info: dict, bands, elevation) -> dict:
+    """Which stored channels to feed: optical indices, elevation kept?"""
+    stored = list(info["bands"])
+    has_elev = info.get("elevation", "none") != "none"
+    optical = stored[:-1] if has_elev else stored
+    if bands is None:
+        want = optical
+    else:
+        want = list(parse_bands(bands))
+        missing = [b for b in want if b not in optical]
+        if missing:
+            raise ValueError(f"bands {''.join(want)}: {missing} not in the store "
+                             f"({''.join(optical)}); re-run prepare with them.")
+    keep_elev = has_elev and elevation is not False
+    if elevation is True and not has_elev:
+        raise ValueError("elevation requested but the store has none; re-run "
+                         "prepare with --elevation=dsm|ndsm.")
+    index = [optical.index(b) for b in want]
+    names = want + ([stored[-1]] if keep_elev else [])
+    channels = index + ([len(stored) - 1] if keep_elev else [])
+    return {"optical_index": index, "elevation": keep_elev, "bands": names,
+            "mean": [info["mean"][c] for c in channels],
+            "std": [info["std"][c] for c in channels],
+            "identity": index == list(range(len(optical)))}
+
+
+def dataset_info(cfg: PipelineConfig) -> dict:
+    """info.json with bands / in_channels / mean / std for cfg's channels."""
+    info = load_info(cfg.data_dir)
+    plan = _plan(info, cfg.bands, cfg.elevation)
+    return {**info, "bands": plan["bands"], "in_channels": len(plan["bands"]),
+            "mean": plan["mean"], "std": plan["std"]}
+
+
+def _npy_offset(path: Path) -> int:
+    """Byte offset of the data in a C-ordered little-endian .npy file."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        read = (fmt.read_array_header_1_0 if version == (1, 0)
+                else fmt.read_array_header_2_0)
+        _, fortran, dtype = read(f)
+        if fortran or dtype.byteorder == ">":
+            raise ValueError(f"{path}: expected a C-ordered little-endian "
+                             "array (as written by prepare).")
+        return f.tell()
+
+
+class _Store:
+    """Tile tables of one split as TensorFlow constants."""
+
+    def __init__(self, cfg: PipelineConfig, split: str):
+        self.info = load_info(cfg.data_dir)
+        if split not in self.info["splits"]:
+            raise ValueError(f"split {split!r} not in {cfg.data_dir}/info.json "
+                             f"(have {sorted(self.info['splits'])}).")
+        self.names = list(self.info["splits"][split])
+        if not self.names:
+            raise ValueError(f"{cfg.data_dir}: split {split!r} has no tiles.")
+        self.plan = _plan(self.info, cfg.bands, cfg.elevation)
+        self.size, self.scale = cfg.patch_size, cfg.scale
+        root = Path(cfg.data_dir)
+        tiles = [self.info["tiles"][n] for n in self.names]
+        self.hw = [(t["height"], t["width"]) for t in tiles]
+        self.scaled = [patches_lib.scaled_shape(h, w, cfg.scale) for h, w in self.hw]
+        self.padded = [patches_lib.padded_shape(h, w, cfg.patch_size)
+                       for h, w in self.scaled]
+        num_optical = len(self.info["bands"]) - (
+            1 if self.info.get("elevation", "none") != "none" else 0)
+        cols = {"image": [], "label": [], "elevation": []}
+        for t in tiles:
+            for key in cols:
+                if key == "elevation" and not self.plan["elevation"]:
+                    continue
+                path = root / t["files"][key]
+                if not path.is_file():
+                    raise FileNotFoundError(f"{path}: listed in info.json but "
+                                            "missing; re-run prepare.")
+                cols[key].append((str(path), _npy_offset(path)))
+        self.num_optical = num_optical
+        self.paths = {k: tf.constant([p for p, _ in v] or [""])
+                      for k, v in cols.items()}
+        self.offsets = {k: tf.constant([o for _, o in v] or [0], tf.int64)
+                        for k, v in cols.items()}
+        self.shapes = tf.constant(self.hw, tf.int64)
+
+    def read(self, i):
+        """Tile i -> (image uint8 [H',W',C], label uint8 [H',W'],
+        elevation float32 [H',W',E]) scaled and padded; E is 0 or 1."""
+        hw = self.shapes[i]
+
+        def npy(key, dtype, shape):
+            flat = tf.io.decode_raw(tf.io.read_file(self.paths[key][i]), dtype)
+            start = self.offsets[key][i] // dtype.size
+            return tf.reshape(flat[start:], shape)
+
+        image = npy("image", tf.uint8, tf.concat([hw, [self.num_optical]], 0))
+        if not self.plan["identity"]:
+            image = tf.gather(image, self.plan["optical_index"], axis=-1)
+        label = npy("label", tf.uint8, hw)
+        if self.plan["elevation"]:
+            elevation = npy("elevation", tf.float32, tf.concat([hw, [1]], 0))
+        else:
+            elevation = tf.zeros(tf.concat([hw, [0]], 0), tf.float32)
+        elevation = tf.ensure_shape(elevation, [None, None, int(self.plan["elevation"])])
+        image = tf.ensure_shape(image, [None, None, len(self.plan["optical_index"])])
+        if self.scale != 1.0:
+            new_hw = tf.cast(tf.maximum(tf.round(tf.cast(hw, tf.float64)
+                                                 * self.scale), 1), tf.int32)
+            image, label, elevation = patches_lib.resize_tile(
+                image, label, new_hw, elevation)
+        image, label, elevation = patches_lib.pad_to_window(
+            image, label, self.size, elevation)
+        return image, label, elevation
+
+    def grid(self, stride: int | None) -> tf.RaggedTensor:
+        """Ragged [num_tiles, None, 2] grid corners per tile."""
+        corners = [patches_lib.grid_windows(h, w, self.size, stride)
+                   for h, w in self.scaled]
+        return tf.RaggedTensor.from_row_lengths(
+            tf.constant(np.concatenate(corners), tf.int32),
+            [len(c) for c in corners])
+
+    def cut(self, tile, corners) -> tf.data.Dataset:
+        image, label, elevation = tile
+        s = self.size
+        return tf.data.Dataset.from_tensor_slices(corners).map(
+            lambda c: (patches_lib.cut_window(image, c, s),
+                       patches_lib.cut_window(label, c, s),
+                       patches_lib.cut_window(elevation, c, s)))
+
+
+def _to_batch(image, label, elevation):
+    image = tf.concat([tf.cast(image, tf.float32), elevation], axis=-1)
+    return {"image": image, "label": label}
+
+
+def _options(cfg: PipelineConfig) -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = cfg.deterministic
+    return options
+
+
+def _per_replica(cfg, input_context) -> int:
+    if input_context is None:
+        return cfg.batch_size
+    return input_context.get_per_replica_batch_size(cfg.batch_size)
+
+
+def num_patches(cfg: PipelineConfig, split: str = "train") -> int:
+    """Patches in one pass over `split` (train: one epoch; for steps math)."""
+    store_info = load_info(cfg.data_dir)
+    names = store_info["splits"].get(split)
+    if names is None:
+        raise ValueError(f"split {split!r} not in {cfg.data_dir}/info.json.")
+    if split == "train" and cfg.sampling == "random" and cfg.patches_per_epoch:
+        return len(names) * patches_lib.per_tile_count(cfg.patches_per_epoch,
+                                                       len(names))
+    total = 0
+    for n in names:
+        t = store_info["tiles"][n]
+        h, w = patches_lib.scaled_shape(t["height"], t["width"], cfg.scale)
+        total += patches_lib.num_grid_windows(h, w, cfg.patch_size, cfg.stride)
+    return total
+
+
+def train_dataset(cfg: PipelineConfig,
+                  input_context: tf.distribute.InputContext | None = None
+                  ) -> tf.data.Dataset:
+    """Infinite training batches.
+
+    Returns:
+      dataset of {"image": [b,P,P,C] float32, "label": [b,P,P] uint8} with
+      b = per-replica batch (cfg.batch_size / replicas), drop_remainder.
+    """
+    store = _Store(cfg, "train")
+    num_tiles = len(store.names)
+    batch = _per_replica(cfg, input_context)
+    det = cfg.deterministic
+    par = cfg.num_parallel_calls
+    seed = int(cfg.seed)
+
+    ids = tf.data.Dataset.range(num_tiles)
+    shard_patches = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        if num_tiles >= input_context.num_input_pipelines:
+            ids = ids.shard(input_context.num_input_pipelines,
+                            input_context.input_pipeline_id)
+        else:
+            shard_patches = True
+    if cfg.cache != "none":
+        tiles = ids.map(lambda i: (i, store.read(i)), num_parallel_calls=par,
+                        deterministic=True)
+        tiles = tiles.cache("" if cfg.cache == "memory" else cfg.cache)
+        # The buffer holds every tile, but they are the cache's own tensors.
+        tiles = tiles.shuffle(num_tiles, seed=seed).repeat()
+    else:
+        tiles = ids.shuffle(num_tiles, seed=seed).repeat()
+    tiles = tiles.enumerate()
+
+    if cfg.sampling == "grid":
+        grid = store.grid(cfg.stride)
+        windows = lambda k, i, hw: grid[i]  # noqa: E731
+    else:
+        count = patches_lib.per_tile_count(
+            cfg.patches_per_epoch or num_patches(
+                dataclasses.replace(cfg, sampling="grid"), "train"), num_tiles)
+
+        def windows(k, i, hw):
+            return patches_lib.random_windows(
+                tf.stack([tf.constant(seed, tf.int64), k]), hw[0], hw[1],
+                cfg.patch_size, count)
+
+    def open_tile(k, element):
+        if cfg.cache != "none":
+            i, tile = element
+        else:
+            i, tile = element, store.read(element)
+        return store.cut(tile, windows(k, i, tf.shape(tile[1])))
+
+    patches = tiles.interleave(open_tile, cycle_length=min(cfg.cycle_length, num_tiles),
+                               block_length=1, num_parallel_calls=par,
+                               deterministic=det)
+    if shard_patches:
+        patches = patches.shard(input_context.num_input_pipelines,
+                                input_context.input_pipeline_id)
+    patches = patches.shuffle(cfg.shuffle_buffer, seed=seed + 1)
+    batches = patches.batch(batch, drop_remainder=True).enumerate()
+
+    aug = cfg.augment
+    if aug is not None:
+        # Colour ops on the optical bands only; elevation never.
+        chan = channels_for_bands(store.plan["bands"])
+        aug = dataclasses.replace(
+            aug, rgb_channels=aug.rgb_channels if aug.rgb_channels is not None
+            else chan["rgb_channels"],
+            optical_channels=aug.optical_channels
+            if aug.optical_channels is not None else chan["optical_channels"])
+
+    def finish(k, element):
+        out = _to_batch(*element)
+        if aug is not None:
+            out["image"], out["label"] = augment(
+                out["image"], out["label"], aug,
+                tf.stack([tf.constant(seed + 2, tf.int64), k]))
+        return out
+
+    batches = batches.map(finish, num_parallel_calls=par, deterministic=det)
+    return batches.prefetch(cfg.prefetch).with_options(_options(cfg))
+
+
+def eval_dataset(cfg: PipelineConfig, split: str = "val",
+                 input_context: tf.distribute.InputContext | None = None
+                 ) -> tf.data.Dataset:
+    """One pass over `split`: grid windows (border windows included), in tile
+    then row-major order, no augmentation, batches of cfg.batch_size (per
+    replica with an InputContext), last batch possibly smaller."""
+    store = _Store(cfg, split)
+    grid = store.grid(cfg.stride)
+    ids = tf.data.Dataset.range(len(store.names))
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        ids = ids.shard(input_context.num_input_pipelines,
+                        input_context.input_pipeline_id)
+    tiles = ids.map(lambda i: (i, store.read(i)),
+                    num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
+    patches = tiles.prefetch(1).flat_map(lambda i, tile: store.cut(tile, grid[i]))
+    batches = patches.batch(_per_replica(cfg, input_context))
+    batches = batches.map(_to_batch, num_parallel_calls=cfg.num_parallel_calls,
+                          deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    return batches.prefetch(cfg.prefetch).with_options(options)
+
+
+def iter_tiles(data_dir: str | os.PathLike, split: str = "val", *,
+               bands: str | Sequence[str] | None = None,
+               elevation: bool | None = None
+               ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Whole tiles for tile-level evaluation / prediction.
+
+    Yields:
+      (name, image [H,W,C] float32 raw values (elevation last), label [H,W]
+      uint8) at full resolution, one tile in memory at a time.
+    """
+    info = load_info(data_dir)
+    if split not in info["splits"]:
+        raise ValueError(f"split {split!r} not in {data_dir}/info.json.")
+    plan = _plan(info, bands, elevation)
+    root = Path(data_dir)
+    for name in info["splits"][split]:
+        files = info["tiles"][name]["files"]
+        image = np.load(root / files["image"], mmap_mode="r")
+        parts = [image[..., plan["optical_index"]].astype(np.float32)]
+        if plan["elevation"]:
+            parts.append(np.load(root / files["elevation"])[..., None])
+        label = np.load(root / files["label"])
+        yield name, np.concatenate(parts, axis=-1), label

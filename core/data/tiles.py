@@ -1,0 +1,297 @@
+"""Reading tiles: images, elevation rasters, band selection, image/mask pairing.
+
+Everything here is NumPy on the host (it runs once per tile, in `prepare`, not
+in the training hot path). Arrays are returned channels-last:
+
+- `read_image(path)` -> [H,W,C] uint8 or float32 (TIFF through tifffile, with
+  band-interleaved and band-sequential layouts both handled; PNG/JPEG through
+  imageio).
+- `read_elevation(path, nodata=None)` -> (float32 [H,W] with holes filled,
+  bool [H,W] valid mask); holes are NaN, +-inf or the nodata value (taken from
+  the GDAL_NODATA TIFF tag when not given).
+- `select_bands(image, have="RGBIR", want="IRRG")` reorders channels by name.
+- `pair_by_stem(images, masks)` pairs files by their stem with the known
+  suffixes (`_RGBIR`, `_label`, `_label_noBoundary`, ...) removed, never by
+  sorted position: a missing file, a duplicate or a stray mask raises an error
+  naming the files.
+
+Errors a user can cause (missing, unreadable or truncated files, wrong band
+counts, sizes that differ) raise `TileError` (a ValueError) whose message names
+the file and what was expected.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+
+# Band tokens, longest first so "IR" is not read as "I" + "R".
+BAND_TOKENS = ("IR", "R", "G", "B")
+
+# Suffixes that name the role of a file rather than the place it shows:
+# `top_potsdam_2_10_RGBIR.tif` and `top_potsdam_2_10_label_noBoundary.tif`
+# both describe the place `top_potsdam_2_10`. Longest first.
+KNOWN_SUFFIXES = ("_label_noBoundary", "_noBoundary", "_label", "_labels",
+                  "_mask", "_gt", "_RGBIR", "_IRRGB", "_IRRG", "_RGB")
+
+_GDAL_NODATA_TAG = 42113
+
+
+class TileError(ValueError):
+    """A tile file or a set of tile files is not what the reader expects."""
+
+
+def list_images(folder: str | os.PathLike,
+                extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Image files directly in `folder` (sorted by name, for stable logs).
+
+    Raises:
+      TileError: the folder does not exist or holds no image file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TileError(f"{folder}: folder not found (expected a folder of "
+                        f"images {', '.join(extensions)}).")
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in extensions)
+    if not files:
+        raise TileError(f"{folder}: empty folder, no image file with "
+                        f"extension {', '.join(extensions)}.")
+    return files
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise TileError(f"{path}: file not found.")
+    if path.stat().st_size == 0:
+        raise TileError(f"{path}: empty file (0 bytes); truncated copy?")
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise TileError(f"{path}: TIFF without an image.")
+        series = tif.series[0]
+        array = series.asarray()
+        axes = series.axes
+        nodata = None
+        tag = tif.pages[0].tags.get(_GDAL_NODATA_TAG)
+        if tag is not None:
+            text = str(tag.value).strip().strip("\x00")
+            try:
+                nodata = float(text)
+            except ValueError:
+                nodata = None
+    # Band-sequential (planar) TIFFs come back as [C,H,W] with axes "SYX" or
+    # "CYX"; bring the band axis last.
+    if array.ndim == 3 and axes[0] in "SC" and axes[-1] not in "SC":
+        array = np.moveaxis(array, 0, -1)
+    return array, nodata
+
+
+def _read_any(path: str | os.PathLike) -> tuple[np.ndarray, float | None]:
+    path = Path(path)
+    _check_file(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            array, nodata = _read_tiff(path)
+        else:
+            import imageio.v3 as iio
+            array, nodata = iio.imread(path), None
+    except TileError:
+        raise
+    except Exception as err:  # decoders raise many types; name the file once
+        raise TileError(f"{path}: unreadable or truncated image "
+                        f"({type(err).__name__}: {err}).") from err
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or min(array.shape) == 0:
+        raise TileError(f"{path}: expected a 2-D image [H,W] or [H,W,C], got "
+                        f"shape {array.shape}.")
+    return array, nodata
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as channels-last.
+
+    Args:
+      path: .tif/.tiff (any band count, interleaved or planar), .png, .jpg.
+
+    Returns:
+      [H,W,C] uint8 when the file is 8-bit, else float32 (other integer and
+      float types are converted, so callers see only these two dtypes).
+
+    Raises:
+      TileError: missing, empty, unreadable or truncated file.
+    """
+    array, _ = _read_any(path)
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == bool:
+        return array.astype(np.uint8) * np.uint8(255)
+    return array.astype(np.float32)
+
+
+def read_elevation(path: str | os.PathLike,
+                   nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reads a DSM or nDSM raster and fills its holes.
+
+    Args:
+      path: single-band raster (float32 TIFF, or an 8-bit normalised JPEG/TIFF
+        as in some Potsdam releases).
+      nodata: value marking missing heights; default: the file's GDAL_NODATA
+        tag if any. NaN and +-inf are always missing.
+
+    Returns:
+      elevation: [H,W] float32, missing pixels replaced by the mean of the
+        valid ones (0 when none is valid) so convolutions see no outliers.
+      valid: [H,W] bool, False where the height was missing (`prepare`
+        labels those pixels ignore).
+
+    Raises:
+      TileError: unreadable file or more than one band.
+    """
+    array, tag_nodata = _read_any(path)
+    if array.shape[-1] != 1:
+        raise TileError(f"{path}: an elevation raster has 1 band, this file "
+                        f"has {array.shape[-1]} (shape {array.shape}).")
+    elevation = array[..., 0].astype(np.float32)
+    if nodata is None:
+        nodata = tag_nodata
+    valid = np.isfinite(elevation)
+    if nodata is not None and np.isfinite(nodata):
+        valid &= elevation != np.float32(nodata)
+    if not valid.all():
+        fill = float(elevation[valid].mean(dtype=np.float64)) if valid.any() else 0.0
+        elevation = np.where(valid, elevation, np.float32(fill))
+    return elevation, valid
+
+
+def parse_bands(bands: str | Sequence[str]) -> tuple[str, ...]:
+    """"IRRGB" -> ("IR", "R", "G", "B"); a list of names is checked as is."""
+    if not isinstance(bands, str):
+        names = tuple(str(b).upper() for b in bands)
+        bad = [b for b in names if b not in BAND_TOKENS]
+        if bad or not names:
+            raise TileError(f"Unknown band names {bad or list(bands)}; expected "
+                            f"names from {BAND_TOKENS}.")
+        return names
+    text = bands.strip().upper()
+    pattern = "|".join(BAND_TOKENS)
+    if not text or not re.fullmatch(f"(?:{pattern})+", text):
+        raise TileError(f"Band string {bands!r} is not a sequence of "
+                        f"{'/'.join(BAND_TOKENS)} (e.g. 'IRRGB', 'RGB').")
+    names = tuple(re.findall(pattern, text))
+    if len(set(names)) != len(names):
+        raise TileError(f"Band string {bands!r} repeats a band.")
+    return names
+
+
+def band_indices(have: str | Sequence[str],
+                 want: str | Sequence[str]) -> list[int]:
+    """Channel indices in an image with bands `have` that give bands `want`."""
+    have_names, want_names = parse_bands(have), parse_bands(want)
+    missing = [b for b in want_names if b not in have_names]
+    if missing:
+        raise TileError(f"Bands {missing} requested ({''.join(want_names)}) are "
+                        f"not in the source bands {''.join(have_names)}.")
+    return [have_names.index(b) for b in want_names]
+
+
+def select_bands(image: np.ndarray, have: str | Sequence[str],
+                 want: str | Sequence[str], *, path: str | None = None) -> np.ndarray:
+    """Reorders / subsets channels by band name.
+
+    Args:
+      image: [H,W,C] with C == number of bands in `have`.
+      have: band names of `image`, e.g. "RGBIR" (Potsdam) or "RGB".
+      want: band names to return, e.g. "IRRG".
+      path: file name to put in error messages.
+
+    Returns:
+      [H,W,len(want)] same dtype.
+    """
+    have_names = parse_bands(have)
+    if image.ndim != 3 or image.shape[-1] != len(have_names):
+        where = f"{path}: " if path else ""
+        raise TileError(f"{where}expected {len(have_names)} bands "
+                        f"({''.join(have_names)}), got shape {image.shape}.")
+    index = band_indices(have_names, want)
+    if index == list(range(len(have_names))):
+        return image
+    return image[..., index]
+
+
+def tile_stem(path: str | os.PathLike,
+              suffixes: Sequence[str] = KNOWN_SUFFIXES) -> str:
+    """File name without extension and without one known role suffix."""
+    stem = Path(path).stem
+    for suffix in suffixes:
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[:-len(suffix)]
+    return stem
+
+
+def _by_stem(files: Iterable[str | os.PathLike], kind: str,
+             suffixes: Sequence[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for f in files:
+        f = Path(f)
+        key = tile_stem(f, suffixes)
+        if key in out:
+            raise TileError(f"Two {kind} files for tile {key!r}: {out[key]} and "
+                            f"{f}.")
+        out[key] = f
+    return out
+
+
+def pair_by_stem(images: Iterable[str | os.PathLike],
+                 masks: Iterable[str | os.PathLike], *,
+                 suffixes: Sequence[str] = KNOWN_SUFFIXES,
+                 allow_unused_masks: bool = False) -> list[tuple[str, Path, Path]]:
+    """Pairs image and mask files by tile stem (never by position).
+
+    Args:
+      images: image files in any order.
+      masks: mask files in any order.
+      suffixes: role suffixes removed from stems before matching.
+      allow_unused_masks: accept masks whose image is absent.
+
+    Returns:
+      [(stem, image_path, mask_path)] sorted by stem.
+
+    Raises:
+      TileError: no images, an image without a mask (named), a mask without
+        an image unless allowed, or two files with the same stem.
+    """
+    image_map = _by_stem(images, "image", suffixes)
+    mask_map = _by_stem(masks, "mask", suffixes)
+    if not image_map:
+        raise TileError("No image files to pair.")
+    missing = sorted(str(image_map[k]) for k in image_map if k not in mask_map)
+    if missing:
+        raise TileError(f"No mask for image(s) {', '.join(missing)} (masks are "
+                        f"matched by file stem without {', '.join(suffixes)}).")
+    unused = sorted(str(mask_map[k]) for k in mask_map if k not in image_map)
+    if unused and not allow_unused_masks:
+        raise TileError(f"No image for mask(s) {', '.join(unused)}.")
+    return [(k, image_map[k], mask_map[k]) for k in sorted(image_map)]
+
+
+def check_same_size(arrays: Sequence[tuple[str | os.PathLike, np.ndarray]]) -> None:
+    """Raises TileError naming the files when the [H,W] of the arrays differ."""
+    first_path, first = arrays[0]
+    for path, array in arrays[1:]:
+        if array.shape[:2] != first.shape[:2]:
+            raise TileError(f"Size mismatch: {first_path} is "
+                            f"{first.shape[0]}x{first.shape[1]} but {path} is "
+                            f"{array.shape[0]}x{array.shape[1]} (HxW).")
