@@ -98,7 +98,9 @@ class Module(tf.Module):
 
         Args:
           name: variable name (`w`, `b`, `scale`, ...).
-          initial_value: a tensor or a zero-argument callable returning one.
+          initial_value: a NumPy array or a zero-argument callable returning
+            a tensor (a callable, not a tensor, when the first call may run
+            inside a `tf.function`: the value must be made eagerly).
         """
         kwargs = {}
         if on_read:

@@ -37,7 +37,7 @@ class Conv2D(Module):
     def __init__(self, filters: int, kernel_size: int = 3, *, stride: int = 1,
                  dilation: int = 1, use_bias: bool = True,
                  padding: str = "SAME", policy: "str | Policy" = "float32",
-                 name: str | None = None):
+                 name: str | None = "conv"):
         super().__init__(policy=policy, name=name)
         self.filters = _positive("filters", filters)
         self.kernel_size = _positive("kernel_size", kernel_size)
@@ -57,7 +57,7 @@ class Conv2D(Module):
         self.w = self.make_variable(
             "w", lambda: he_normal((k, k, cin, self.filters), fan_in=k * k * cin))
         if self.use_bias:
-            self.b = self.make_variable("b", tf.zeros([self.filters]))
+            self.b = self.make_variable("b", lambda: tf.zeros([self.filters]))
 
     def _own_decay_variables(self) -> tuple[tf.Variable, ...]:
         return (self.w,) if hasattr(self, "w") else ()
@@ -99,7 +99,7 @@ class ConvTranspose2x(Module):
         self.w = self.make_variable(
             "w", lambda: he_normal((2, 2, self.filters, cin), fan_in=cin))
         if self.use_bias:
-            self.b = self.make_variable("b", tf.zeros([self.filters]))
+            self.b = self.make_variable("b", lambda: tf.zeros([self.filters]))
 
     def _own_decay_variables(self) -> tuple[tf.Variable, ...]:
         return (self.w,) if hasattr(self, "w") else ()

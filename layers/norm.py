@@ -64,12 +64,12 @@ class BatchNorm(Module):
     @once
     def _build(self, x: tf.Tensor) -> None:
         c = static_channels(x, self.name)
-        self.scale = self.make_variable("scale", tf.ones([c]))
-        self.offset = self.make_variable("offset", tf.zeros([c]))
+        self.scale = self.make_variable("scale", lambda: tf.ones([c]))
+        self.offset = self.make_variable("offset", lambda: tf.zeros([c]))
         self.moving_mean = self.make_variable(
-            "moving_mean", tf.zeros([c]), trainable=False, on_read=True)
+            "moving_mean", lambda: tf.zeros([c]), trainable=False, on_read=True)
         self.moving_variance = self.make_variable(
-            "moving_variance", tf.ones([c]), trainable=False, on_read=True)
+            "moving_variance", lambda: tf.ones([c]), trainable=False, on_read=True)
 
     def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         self._build(x)
