@@ -70,7 +70,8 @@ class PipelineConfig:
       cycle_length: tiles cut at the same time.
       prefetch: batches prepared ahead.
       bands: optical bands to feed, a subset of the store's (None: all).
-      elevation: False drops the stored elevation band; None/True keeps it.
+      elevation: None/True: the stored elevation band if any; False or
+        "none" drops it; "dsm"/"ndsm" must match the store.
     """
     data_dir: str
     patch_size: int = 256
@@ -88,7 +89,7 @@ class PipelineConfig:
     cycle_length: int = 4
     prefetch: int = 2
     bands: str | tuple[str, ...] | None = None
-    elevation: bool | None = None
+    elevation: bool | str | None = None
 
     def __post_init__(self):
         checks = [(self.patch_size >= 1, "patch_size must be >= 1"),
@@ -128,6 +129,15 @@ def _plan(info: dict, bands, elevation) -> dict:
         if missing:
             raise ValueError(f"bands {''.join(want)}: {missing} not in the store "
                              f"({''.join(optical)}); re-run prepare with them.")
+    stored_kind = info.get("elevation", "none")
+    if isinstance(elevation, str) and elevation.lower() != "none":
+        if elevation.lower() != stored_kind:
+            raise ValueError(f"elevation {elevation!r} requested but the store "
+                             f"holds {stored_kind!r}; re-run prepare with "
+                             f"--elevation={elevation.lower()}.")
+        elevation = True
+    if isinstance(elevation, str):  # "none"
+        elevation = False
     keep_elev = has_elev and elevation is not False
     if elevation is True and not has_elev:
         raise ValueError("elevation requested but the store has none; re-run "

@@ -269,7 +269,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def prepare(dataset: str, src: str | os.PathLike, dst: str | os.PathLike, *,
-            bands: str | None = None, elevation: str = "none",
+            bands: str | None = None, elevation: str | None = "none",
             val_tiles: Sequence[str] = (), eroded: bool | str = False,
             src_bands: str | None = None, label_spec: str | None = None,
             val_fraction: float = 0.0, nodata: float | None = None,
@@ -307,7 +307,7 @@ def prepare(dataset: str, src: str | os.PathLike, dst: str | os.PathLike, *,
     if dataset not in ("potsdam", "inria", "folder"):
         raise ValueError(f"dataset must be potsdam, inria or folder, got "
                          f"{dataset!r}.")
-    elevation = str(elevation).lower()
+    elevation = "none" if elevation is None else str(elevation).lower()
     if elevation not in ELEVATION_KINDS:
         raise ValueError(f"elevation must be one of {ELEVATION_KINDS}, got "
                          f"{elevation!r}.")

@@ -1,0 +1,70 @@
+r"""Times the training input pipeline alone (the talk's `timepipeline`).
+
+  python -m tools.time_pipeline --flagfile=demo.flags --batches=200
+
+Reads the same flag file as tools.train: flags of other binaries in it (model,
+optimizer, ...) are accepted and ignored. Prints a progress bar, then batches/s
+and images/s after a short warm-up (pipeline start-up and the first tiles'
+reads are excluded; with --cache=memory the first epoch fills the cache).
+"""
+import sys
+import time
+
+from absl import app, flags
+
+from tools import data_flags
+
+flags.DEFINE_integer("batches", 200, "Batches to time.")
+flags.DEFINE_integer("warmup", 5, "Batches drawn before the clock starts.")
+flags.DEFINE_enum("split", "train", ["train", "val"], "train: train_dataset (augmented, "
+                  "infinite); val: eval_dataset, repeated.")
+
+FLAGS = flags.FLAGS
+
+
+def parse_flags(argv):
+    """Parses the flags this binary knows; others (e.g. --filters from the
+    trainer's flag file) are returned unparsed instead of failing."""
+    return FLAGS(argv, known_only=True)
+
+
+def _bar(done: int, total: int, start: float, width: int = 30) -> str:
+    frac = done / max(total, 1)
+    elapsed = time.perf_counter() - start
+    rate = done / elapsed if elapsed > 0 else 0.0
+    fill = int(round(width * frac))
+    return (f"\r{100 * frac:3.0f}% |{'#' * fill}{'.' * (width - fill)}| "
+            f"{done}/{total} [{elapsed:6.1f}s, {rate:6.2f} it/s]")
+
+
+def main(argv):
+    del argv  # unknown flags of other binaries end up here
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from core.data import pipeline  # pylint: disable=import-outside-toplevel
+
+    cfg = data_flags.pipeline_config_from_flags(FLAGS)
+    if FLAGS.split == "train":
+        ds = pipeline.train_dataset(cfg)
+    else:
+        ds = pipeline.eval_dataset(cfg, "val").repeat()
+    it = iter(ds)
+    for _ in range(FLAGS.warmup):
+        next(it)
+    images = 0
+    start = time.perf_counter()
+    for i in range(FLAGS.batches):
+        batch = next(it)
+        images += int(tf.shape(batch["label"])[0])
+        if (i + 1) % max(1, FLAGS.batches // 50) == 0 or i + 1 == FLAGS.batches:
+            sys.stderr.write(_bar(i + 1, FLAGS.batches, start))
+            sys.stderr.flush()
+    seconds = time.perf_counter() - start
+    sys.stderr.write("\n")
+    print(f"batch size: {cfg.batch_size}")
+    print(f"{FLAGS.batches} batches: {seconds:.3f} s")
+    print(f"{FLAGS.batches / seconds:.5f} batches/s")
+    print(f"{images / seconds:.5f} images/s")
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
