@@ -22,6 +22,7 @@ are north-up.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 from typing import Sequence
@@ -220,7 +221,7 @@ def _extratags(geo: GeoInfo | None, nodata: float | None) -> list[tuple]:
 
 def write_geotiff(path: str | os.PathLike, array: np.ndarray,
                   geo: GeoInfo | None, *, nodata: float | None = None,
-                  compress: str = "deflate") -> None:
+                  compress: str = "deflate", level: int = 6) -> None:
     """Writes a (Geo)TIFF with tifffile.
 
     Args:
@@ -232,23 +233,47 @@ def write_geotiff(path: str | os.PathLike, array: np.ndarray,
       geo: georeferencing to write, or None for a plain TIFF.
       nodata: GDAL nodata value; defaults to `geo.nodata`.
       compress: "deflate" (lossless, zlib) or "none".
+      level: zlib level 1 (fastest) .. 9 (smallest); 6 is zlib's default.
     """
     path = os.fspath(path)
     if not path.lower().endswith(_TIFF_EXTENSIONS):
         raise ValueError(f"{path}: a GeoTIFF path must end in .tif or .tiff.")
+    array, kwargs = _imwrite_args(path, array, geo, nodata, compress, level)
+    tifffile.imwrite(path, array, **kwargs)
+
+
+def encode_geotiff(array: np.ndarray, geo: GeoInfo | None, *,
+                   nodata: float | None = None,
+                   compress: str = "deflate", level: int = 6) -> bytes:
+    """The bytes `write_geotiff` would write (deterministic for equal input)."""
+    array, kwargs = _imwrite_args("<memory>", array, geo, nodata, compress,
+                                  level)
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array, **kwargs)
+    return buffer.getvalue()
+
+
+def _imwrite_args(name: str, array, geo: GeoInfo | None,
+                  nodata: float | None, compress: str,
+                  level: int) -> tuple[np.ndarray, dict]:
+    """Validated array and tifffile.imwrite keyword arguments."""
     if compress not in _COMPRESSIONS:
         raise ValueError(f"compress={compress!r}; expected one of "
                          f"{sorted(_COMPRESSIONS)}.")
+    if not 1 <= int(level) <= 9:
+        raise ValueError(f"level={level}; expected a zlib level 1..9.")
     array = np.asarray(array)
     if array.dtype == bool:
         array = array.astype(np.uint8)
     if array.ndim not in (2, 3) or array.size == 0:
-        raise ValueError(f"{path}: expected an [H,W] or [H,W,C] array, got "
+        raise ValueError(f"{name}: expected an [H,W] or [H,W,C] array, got "
                          f"shape {array.shape}.")
     if nodata is None and geo is not None:
         nodata = geo.nodata
     bands = 1 if array.ndim == 2 else array.shape[2]
-    kwargs = {}
+    # No ImageDescription/Software/DateTime: the same array gives the same bytes.
+    kwargs = {"metadata": None, "software": False,
+              "extratags": _extratags(geo, nodata)}
     if array.dtype == np.uint8 and bands in (3, 4):
         kwargs["photometric"] = "rgb"
         if bands == 4:
@@ -259,12 +284,11 @@ def write_geotiff(path: str | os.PathLike, array: np.ndarray,
         kwargs["planarconfig"] = "contig"
     compression = _COMPRESSIONS[compress]
     if compression is not None:
-        # Level 6 is zlib's default trade-off. The horizontal predictor helps
+        # The horizontal predictor helps
         # smooth integer imagery; the floating-point one would need the
         # optional imagecodecs package to write, so floats go without.
         kwargs["compression"] = compression
-        kwargs["compressionargs"] = {"level": 6}
+        kwargs["compressionargs"] = {"level": int(level)}
         if np.issubdtype(array.dtype, np.integer):
             kwargs["predictor"] = True
-    tifffile.imwrite(path, array, metadata=None, software=False,
-                     extratags=_extratags(geo, nodata), **kwargs)
+    return array, kwargs
