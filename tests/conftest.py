@@ -18,3 +18,12 @@ except RuntimeError:
     # Already initialised (e.g. a plugin touched TF first): the tests that
     # need two devices check for them and say so.
     pass
+
+
+def pytest_collection_modifyitems(config, items):
+    """tf.test.TestCase carries a `test_session` helper that pytest collects
+    and TF skips as "Not a test"; drop it so skips in the summary are real."""
+    kept = [item for item in items if item.name != "test_session"]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i.name == "test_session"])
+        items[:] = kept

@@ -126,6 +126,7 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
         plateau = early = None
         if optim_cfg.schedule == "plateau":
             plateau = schedules.ReduceOnPlateau(
+                optimizer.learning_rate,
                 factor=optim_cfg.plateau_factor, patience=optim_cfg.plateau_patience,
                 cooldown=optim_cfg.plateau_cooldown, min_lr=optim_cfg.min_lr,
                 min_delta=optim_cfg.min_delta, mode="max")
@@ -241,19 +242,9 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
             if step % loop_cfg.eval_every == 0 or step == total:
                 train_cm.reset()
                 last_eval = evaluate(step)
-                miou = last_eval["mean_iou"]
                 log(f"step {step} validation: loss {last_eval['loss']:.4f} "
-                    f"OA {last_eval['overall_accuracy']:.4f} mIoU {miou:.4f}")
-                if miou > float(state.best_metric.numpy()):
-                    state.best_metric.assign(miou)
-                    best.save(checkpoint_number=step)
-                    log(f"step {step}: best validation mean IoU so far, saved {best.latest_checkpoint}")
-                if plateau is not None:
-                    optimizer.learning_rate.assign(plateau.update(miou, optimizer.learning_rate))
-                if early is not None and early.update(miou):
-                    log(f"step {step}: early stopping, no improvement in "
-                        f"{optim_cfg.early_stopping_patience} evaluations")
-                    stopped_early = True
+                    f"OA {last_eval['overall_accuracy']:.4f} mIoU {last_eval['mean_iou']:.4f}")
+                stopped_early = after_evaluation(state, last_eval["mean_iou"], step, best, log)
             if step % loop_cfg.checkpoint_every == 0 or step == total or stopped_early or stop.received:
                 latest.save(checkpoint_number=step)
             if stopped_early:
@@ -271,6 +262,33 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
                "seconds": time.perf_counter() - run_start}
     workdir_lib.mark_finished(workdir, summary)
     return summary
+
+
+def after_evaluation(state: TrainState, mean_iou: float, step: int,
+                     best: tf.train.CheckpointManager, log=print) -> bool:
+    """The talk's callbacks after one validation: keep the best checkpoint
+    (ModelCheckpoint on val mean IoU), lower the lr on a plateau
+    (ReduceLROnPlateau, which assigns the optimizer's lr variable), and
+    decide on early stopping.
+
+    Returns:
+      True when early stopping says stop.
+    """
+    if mean_iou > float(state.best_metric.numpy()):
+        state.best_metric.assign(mean_iou)
+        best.save(checkpoint_number=step)
+        log(f"step {step}: best validation mean IoU so far ({mean_iou:.4f}), "
+            f"saved {best.latest_checkpoint}")
+    if state.plateau is not None:
+        before = float(state.optimizer.learning_rate.numpy())
+        after = state.plateau.update(mean_iou)
+        if after < before:
+            log(f"step {step}: validation mean IoU on a plateau, lr {before:.3g} -> {after:.3g}")
+    if state.early_stopping is not None and state.early_stopping.update(mean_iou):
+        log(f"step {step}: early stopping, no improvement in "
+            f"{state.early_stopping.patience} evaluations")
+        return True
+    return False
 
 
 def _next_multiple(step: int, every: int) -> int:

@@ -34,7 +34,7 @@ class TrainState:
             loss_scale=loss_scale,
             plateau=plateau,
             early_stopping=early_stopping,
-            best_metric=tf.Variable(-1.0, dtype=tf.float32, trainable=False,
+            best_metric=tf.Variable(-1.0, dtype=tf.float64, trainable=False,
                                     name="best_metric"),
         )
 
