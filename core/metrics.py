@@ -69,17 +69,17 @@ class ConfusionMatrix(tf.Module):
         labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
         predicted = tf.reshape(tf.cast(predicted_ids, tf.int64), [-1])
         keep = tf.not_equal(labels, self.ignore_index)
-        labels = tf.boolean_mask(labels, keep)
-        predicted = tf.boolean_mask(predicted, keep)
         # Out-of-range ids would be silently dropped by bincount's maxlength;
         # a label bug should fail loudly instead.
-        checks = [tf.debugging.assert_less(labels, tf.cast(k, tf.int64),
-                                           message="ConfusionMatrix: label id >= num_classes"),
-                  tf.debugging.assert_less(predicted, tf.cast(k, tf.int64),
-                                           message="ConfusionMatrix: predicted id >= num_classes")]
-        with tf.control_dependencies(checks):
-            flat = tf.cast(labels * k + predicted, tf.int32)
-        counts = tf.math.bincount(flat, minlength=k * k, maxlength=k * k, dtype=tf.int64)
+        in_range = tf.logical_and(labels < k, tf.logical_and(predicted >= 0, predicted < k))
+        check = tf.debugging.Assert(
+            tf.reduce_all(tf.logical_or(tf.logical_not(keep), in_range)),
+            ["ConfusionMatrix: label or predicted id outside [0, num_classes)"])
+        # Ignored pixels go to an extra bin k*k, sliced off: no dynamic shapes.
+        with tf.control_dependencies([check]):
+            flat = tf.cast(tf.where(keep, labels * k + predicted, k * k), tf.int32)
+        counts = tf.math.bincount(flat, minlength=k * k + 1, maxlength=k * k + 1,
+                                  dtype=tf.int64)[:k * k]
         return self.matrix.assign_add(tf.reshape(counts, [k, k]))
 
     def reset(self) -> None:

@@ -133,7 +133,12 @@ class SGDTest(tf.test.TestCase, parameterized.TestCase):
         devices = tf.config.list_logical_devices("CPU")
         if len(devices) < 2:
             self.fail("tests/conftest.py should provide 2 logical CPU devices")
-        strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+        # ReductionToOneDevice: every MirroredStrategy of a process starts its
+        # collective keys at the same value, so collectives of strategies made
+        # by earlier tests collide ("Shape mismatch in the collective instance").
+        strategy = tf.distribute.MirroredStrategy(
+            [d.name for d in devices[:2]],
+            cross_device_ops=tf.distribute.ReductionToOneDevice())
         a, target, w0, b0 = _problem(3)
         # Reference: one device, the whole batch, mean loss.
         w, b = tf.Variable(w0), tf.Variable(b0)
