@@ -40,7 +40,7 @@ IMPERVIOUS, BUILDING, LOW_VEG, TREE, CAR, CLUTTER = range(6)
 _ASPHALT = (0.33, 0.34, 0.36, 0.30)
 _SIDEWALK = (0.55, 0.55, 0.54, 0.48)
 _MARKING = (0.88, 0.88, 0.86, 0.80)
-_PAVERS = ((0.60, 0.49, 0.40, 0.46), (0.52, 0.47, 0.44, 0.42))
+_PAVERS = ((0.60, 0.58, 0.54, 0.50), (0.64, 0.59, 0.52, 0.52))
 _GRASS = (0.27, 0.45, 0.17, 0.66)
 _DRY_GRASS = (0.46, 0.47, 0.25, 0.52)
 _TREE = (0.11, 0.28, 0.09, 0.58)
@@ -150,7 +150,7 @@ class _Canvas:
         sun_azimuth = math.radians(rng.uniform(110.0, 250.0))
         # Unit vector towards the sun in (row, col) image coordinates.
         self.sun = (-math.cos(sun_azimuth), math.sin(sun_azimuth))
-        self.sun_elevation = math.radians(rng.uniform(40.0, 60.0))
+        self.sun_elevation = math.radians(rng.uniform(45.0, 65.0))
 
     def count(self, cls: int) -> int:
         return int(self.counts[cls])
@@ -320,12 +320,17 @@ def _draw_yards(cv: _Canvas, target: float) -> None:
         h, w = (rng.uniform(40, 150, 2) * s).astype(int)
         sl = cv.box(int(rng.integers(0, n)) - h // 2, int(rng.integers(0, n)) - w // 2, h, w)
         mask = cv.labels[sl] == LOW_VEG
-        if mask.mean() < 0.6:
+        if mask.size == 0 or mask.mean() < 0.6:
             continue
+        # Staggered paving stones, each a little brighter or darker: a
+        # texture unlike the one-directional rows of tiled roofs.
+        sh, sw = max(int(6 * s), 2), max(int(12 * s), 4)
         yy = np.arange(sl[0].start, sl[0].stop)[:, None]
-        xx = np.arange(sl[1].start, sl[1].stop)[None, :]
-        joints = ((yy % int(9 * s)) == 0) | ((xx % int(9 * s)) == 0)
-        texture = (1 + 0.05 * cv.fine[sl]) * np.where(joints, 0.85, 1.0)
+        xx = np.arange(sl[1].start, sl[1].stop)[None, :] + (yy // sh % 2) * (sw // 2)
+        stone = np.sin((yy // sh) * 12.9898 + (xx // sw) * 78.233) * 43758.5453
+        stone = 0.92 + 0.16 * (stone - np.floor(stone))
+        joints = ((yy % sh) == 0) | ((xx % sw) == 0)
+        texture = stone * (1 + 0.04 * cv.fine[sl]) * np.where(joints, 0.8, 1.0)
         cv.paint(sl, mask, IMPERVIOUS,
                  _jitter(rng, _PAVERS[rng.integers(len(_PAVERS))]), texture, 0.0)
 
@@ -636,13 +641,15 @@ def make_demo_dataset(out_dir: str, dataset: str = "potsdam", tiles: int = 8,
             f"from what dataset={dataset} size={size} seed={seed} generates, e.g. "
             f"{conflicts[0]}; nothing was overwritten. Choose an empty out_dir.")
 
-    written, counts = [], np.zeros(6 if dataset == "potsdam" else 2, np.int64)
+    written, recorded = [], 0
+    counts = np.zeros(6 if dataset == "potsdam" else 2, np.int64)
     for tile, rels in plan.items():
         missing = [r for r in rels if not os.path.exists(os.path.join(out_dir, r))]
         for rel in rels:
             if rel not in missing and rel not in manifest["files"]:
                 path = os.path.join(out_dir, rel)   # verified identical above
                 manifest["files"][rel] = dict(params, sha256=_sha256(path))
+                recorded += 1
         if not missing:
             log(f"{tile}: already present, skipped")
             continue
@@ -659,11 +666,12 @@ def make_demo_dataset(out_dir: str, dataset: str = "potsdam", tiles: int = 8,
             manifest["files"][rel] = dict(params, sha256=hashlib.sha256(data).hexdigest())
             written.append(path)
             log(f"wrote {path}")
-    if written:
+    if written or recorded:
         tmp = manifest_path + ".partial"
         with open(tmp, "w") as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
         os.replace(tmp, manifest_path)
+    if written:
         spec = labels.POTSDAM if dataset == "potsdam" else labels.INRIA
         share = counts / max(int(counts.sum()), 1)
         log("class proportions: " + ", ".join(
