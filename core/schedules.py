@@ -84,7 +84,8 @@ def lr_range(step, num_steps: int, min_lr: float, max_lr: float) -> tf.Tensor:
                          f"min_lr={min_lr}, max_lr={max_lr}, num_steps={num_steps}")
     step = tf.clip_by_value(tf.cast(step, tf.float64), 0.0, float(num_steps - 1))
     fraction = step / float(num_steps - 1)
-    return tf.cast(min_lr * tf.pow(max_lr / min_lr, fraction), tf.float32)
+    ratio = tf.constant(float(max_lr) / float(min_lr), tf.float64)
+    return tf.cast(float(min_lr) * tf.pow(ratio, fraction), tf.float32)
 
 
 def constant(step, learning_rate: float) -> tf.Tensor:

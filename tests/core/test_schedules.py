@@ -89,6 +89,9 @@ class SimpleSchedulesTest(tf.test.TestCase):
     def test_lr_range(self):
         lr = schedules.lr_range(tf.constant([0, 2, 5, 10, 12]), 11, 1e-4, 1.0)
         self.assertAllClose(lr, [1e-4, 1e-4 * 10 ** 0.8, 1e-2, 1.0, 1.0], rtol=1e-6)
+        step = tf.Variable(5, dtype=tf.int64)
+        fn = tf.function(lambda: schedules.lr_range(step, 11, 1e-4, 1.0))
+        self.assertAllClose(fn(), 1e-2, rtol=1e-6)
 
     def test_constant_and_step_decay(self):
         self.assertAllClose(schedules.constant(7, 0.3), 0.3)
