@@ -33,6 +33,9 @@ setup(
         "imageio>=2.31",
         "tifffile>=2023.7.10",
         "absl-py>=1.4",
+        # tf.summary's scalar/image writers live in the tensorboard package,
+        # which TensorFlow 2.21 no longer installs by itself.
+        "tensorboard>=2.16",
     ],
     extras_require=EXTRAS,
     classifiers=[
