@@ -107,20 +107,33 @@ class DynamicLossScaleTest(tf.test.TestCase, parameterized.TestCase):
             cross_device_ops=tf.distribute.ReductionToOneDevice())
         with strategy.scope():
             loss_scale = DynamicLossScale(initial_scale=4.0, growth_interval=10)
+            w = tf.Variable([1.0, 2.0])
+            optimizer = SGD(0.5, momentum=0.0)
+        plant = tf.Variable(True)
 
         def replica_step():
-            # Only replica 0 sees an infinite gradient.
+            # With `plant`, only replica 0 sees an infinite gradient.
             i = tf.distribute.get_replica_context().replica_id_in_sync_group
-            g = tf.where(tf.equal(i, 0), np.inf, 1.0) * tf.ones([2])
-            _, finite = loss_scale.unscale([g])
+            bad = tf.logical_and(plant, tf.equal(i, 0))
+            g = tf.where(bad, np.inf, 1.0) * tf.ones([2])
+            grads, finite = loss_scale.unscale([loss_scale.scale_loss(g)])
+            # tf.cond around apply is not allowed here (merge_call): finite= is.
+            optimizer.apply(grads, [w], finite=finite)
             loss_scale.update(finite)
             return finite
 
-        finite = tf.function(lambda: strategy.run(replica_step))()
+        step = tf.function(lambda: strategy.run(replica_step))
+        finite = step()
         self.assertEqual([bool(f) for f in strategy.experimental_local_results(finite)],
                          [False, False])
         self.assertEqual([float(v) for v in loss_scale.scale.values], [2.0, 2.0])
-
+        for value in w.values:
+            self.assertAllEqual(value, [1.0, 2.0])
+        plant.assign(False)
+        step()
+        for value in w.values:  # gradients of both replicas summed: 1 + 1
+            self.assertAllClose(value, [1.0 - 0.5 * 2, 2.0 - 0.5 * 2])
+        self.assertEqual([int(v) for v in loss_scale.good_steps.values], [1, 1])
 
 if __name__ == "__main__":
     tf.test.main()
