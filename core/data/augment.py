@@ -184,7 +184,12 @@ def _photometric(image, seed, cfg: AugmentConfig):
                              f"{num_channels} channels.")
     batch = tf.shape(image)[0]
     seeds = tf.random.experimental.stateless_split(seed, num=6)
-    channels = tf.unstack(image / cfg.value_range, num=num_channels, axis=-1)
+    # Only the channels colour ops touch are scaled to [0, 1] (and back), so
+    # the others (elevation) come out bit-identical.
+    touched = sorted(set(rgb) | set(optical))
+    channels = tf.unstack(image, num=num_channels, axis=-1)
+    for c in touched:
+        channels[c] = channels[c] / cfg.value_range
 
     def per_image(values):
         return values[:, None, None]
@@ -224,8 +229,9 @@ def _photometric(image, seed, cfg: AugmentConfig):
             return x + cfg.noise_std * tf.random.stateless_normal(
                 tf.shape(x), seed=seeds[5])
         over(optical, noise)
-    over(optical, lambda x: tf.clip_by_value(x, 0.0, 1.0))
-    return tf.stack(channels, axis=-1) * cfg.value_range
+    for c in touched:
+        channels[c] = tf.clip_by_value(channels[c], 0.0, 1.0) * cfg.value_range
+    return tf.stack(channels, axis=-1)
 
 
 def augment(image: tf.Tensor, label: tf.Tensor, cfg: AugmentConfig,

@@ -263,8 +263,11 @@ def _is_done(out_dir: Path, name: str, fingerprint: str):
 
 
 def _write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=1)
+    if path.is_file() and path.read_text() == text:
+        return  # a rerun leaves an up-to-date store untouched
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

@@ -1,0 +1,221 @@
+"""Tests for core.data.augment: image and label move together, colour ops."""
+import itertools
+import math
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from core.data.augment import AugmentConfig, augment, channels_for_bands, warp
+
+N = 15  # odd side: labels y*N+x stay below 255 (the ignore index)
+
+
+def coordinate_patch(batch=1):
+    """Image channels (y, x, 1, 7.5); label y*N+x: values say where they came from."""
+    y, x = np.mgrid[0:N, 0:N].astype(np.float32)
+    image = np.stack([y, x, np.ones_like(y), np.full_like(y, 7.5)], axis=-1)
+    label = (y * N + x).astype(np.uint8)
+    return np.repeat(image[None], batch, 0), np.repeat(label[None], batch, 0)
+
+
+def dihedral(a):
+    """The 8 flips/quarter turns of a [H,W,...] array."""
+    out = []
+    for k in range(4):
+        r = np.rot90(a, k)
+        out += [r, r[:, ::-1]]
+    return out
+
+
+NO_SPATIAL = dict(flips=False, rot90=False)
+
+
+class SpatialAlignmentTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.named_parameters(
+        ("flips", dict(flips=True, rot90=False), {0, 1, 4, 5}),
+        ("rot90", dict(flips=False, rot90=True), {0, 2, 4, 6}),
+        ("flips_rot90", dict(flips=True, rot90=True), set(range(8))))
+    def test_exact_dihedral_moves(self, kwargs, allowed):
+        image, label = coordinate_patch(batch=16)
+        out_i, out_l = augment(image, label, AugmentConfig(**kwargs), seed=[7, 1])
+        out_i, out_l = out_i.numpy(), out_l.numpy()
+        seen = set()
+        for b in range(16):
+            # The label is exactly the image's coordinates: same move.
+            self.assertAllEqual(out_i[b, ..., 0] * N + out_i[b, ..., 1], out_l[b])
+            matches = [k for k, d in enumerate(dihedral(label[b])) if np.array_equal(d, out_l[b])]
+            self.assertLen(matches, 1)
+            seen.add(matches[0])
+        self.assertTrue(seen <= allowed, seen)
+        self.assertGreater(len(seen), 1)  # the batch's patches move differently
+
+    @parameterized.named_parameters(
+        ("rotate", dict(rotate_deg=40.0)),
+        ("scale", dict(scale_range=(0.7, 1.4))),
+        ("crop", dict(crop=0.5)),
+        ("everything", dict(flips=True, rot90=True, rotate_deg=30.0, scale_range=(0.8, 1.25),
+                            crop=0.7)))
+    def test_label_follows_image(self, kwargs):
+        cfg = AugmentConfig(**{**NO_SPATIAL, **kwargs})
+        image, label = coordinate_patch(batch=8)
+        out_i, out_l = (t.numpy() for t in augment(image, label, cfg, seed=[3, 4]))
+        moved = 0
+        for b in range(8):
+            inside = out_i[b, ..., 2] > 1 - 1e-4      # all 4 bilinear taps in the patch
+            valid = out_l[b] != 255
+            # Bilinear of a linear ramp = the sampled position; the label
+            # (nearest) is that position rounded.
+            ly, lx = out_l[b] // N, out_l[b] % N
+            sy, sx = out_i[b, ..., 0], out_i[b, ..., 1]
+            both = inside & valid
+            self.assertTrue(both.any())
+            self.assertLessEqual(np.abs(ly[both] - sy[both]).max(), 0.5 + 1e-3)
+            self.assertLessEqual(np.abs(lx[both] - sx[both]).max(), 0.5 + 1e-3)
+            # Pixels sampled wholly from outside the patch are ignore.
+            outside = out_i[b, ..., 2] < 1e-6
+            self.assertTrue((out_l[b][outside] == 255).all())
+            self.assertTrue((out_i[b, ..., 2][valid] > 0).all())
+            moved += not np.array_equal(out_l[b], label[b])
+        self.assertGreater(moved, 4)
+
+    def test_warp_matches_numpy_nearest_and_corners_are_ignore(self):
+        angle, zoom = math.radians(30.0), 1.1
+        c = (N - 1) / 2
+        a = np.array([[math.cos(angle), -math.sin(angle)],
+                      [math.sin(angle), math.cos(angle)]]) / zoom
+        t = np.array([c, c]) - a @ np.array([c, c])
+        transform = np.array([[a[0, 0], a[0, 1], t[0], a[1, 0], a[1, 1], t[1], 0, 0]], np.float32)
+        image, label = coordinate_patch()
+        out_i, out_l = warp(tf.constant(image), tf.constant(label), tf.constant(transform))
+        out_l = out_l.numpy()[0]
+        expected = np.full((N, N), 255, np.uint8)
+        for y, x in itertools.product(range(N), range(N)):
+            sx, sy = a @ np.array([x, y]) + t
+            ix, iy = int(np.floor(sx + 0.5)), int(np.floor(sy + 0.5))
+            if 0 <= ix < N and 0 <= iy < N:
+                expected[y, x] = label[0, iy, ix]
+        self.assertAllEqual(out_l, expected)
+        for y, x in [(0, 0), (0, N - 1), (N - 1, 0), (N - 1, N - 1)]:
+            self.assertEqual(out_l[y, x], 255)
+        self.assertEqual(out_l[N // 2, N // 2], label[0, N // 2, N // 2])
+        self.assertAllEqual(out_i.numpy()[0, 0, 0], [0, 0, 0, 0])  # image fill is 0
+
+
+class PhotometricTest(tf.test.TestCase):
+
+    def _batch(self, batch=6):
+        rng = np.random.default_rng(0)
+        image = rng.uniform(60, 190, (batch, 12, 12, 5)).astype(np.float32)
+        label = rng.integers(0, 6, (batch, 12, 12)).astype(np.uint8)
+        return image, label
+
+    def _run(self, **kwargs):
+        cfg = AugmentConfig(**{**NO_SPATIAL, "rgb_channels": (1, 2, 3),
+                               "optical_channels": (0, 1, 2, 3), **kwargs})
+        image, label = self._batch()
+        out_i, out_l = augment(image, label, cfg, seed=[5, 6])
+        self.assertAllEqual(out_l, label)                    # colour never moves labels
+        self.assertAllEqual(out_i[..., 4], image[..., 4])    # elevation untouched
+        return image, out_i.numpy()
+
+    def test_brightness_is_one_offset_per_patch(self):
+        image, out = self._run(brightness=0.1)
+        delta = out[..., :4] - image[..., :4]
+        for b in range(len(image)):
+            self.assertAllClose(delta[b], np.full_like(delta[b], delta[b, 0, 0, 0]), atol=1e-3)
+            self.assertLessEqual(abs(delta[b, 0, 0, 0]), 0.1 * 255 + 1e-3)
+        self.assertGreater(np.std(delta[:, 0, 0, 0]), 0.5)
+
+    def test_contrast_matches_formula(self):
+        image, out = self._run(contrast=0.3)
+        for b in range(len(image)):
+            x, y = image[b, ..., :4], out[b, ..., :4]
+            mx, my = x.mean(axis=(0, 1)), y.mean(axis=(0, 1))
+            factor = (y[0, 0] - my) / (x[0, 0] - mx)
+            self.assertAllClose(my, mx, atol=1e-2)
+            self.assertAllClose((y - my) / (x - mx), np.broadcast_to(factor[0], x.shape),
+                                rtol=1e-2, atol=1e-2)
+            self.assertTrue(0.7 - 1e-4 <= factor[0] <= 1.3 + 1e-4)
+
+    def test_gamma_matches_formula(self):
+        image, out = self._run(gamma=0.4)
+        for b in range(len(image)):
+            x, y = image[b, ..., :4] / 255, out[b, ..., :4] / 255
+            g = np.log(y) / np.log(x)
+            self.assertAllClose(g, np.full_like(g, g[0, 0, 0]), atol=1e-3)
+            self.assertTrue(0.6 - 1e-3 <= g[0, 0, 0] <= 1.4 + 1e-3)
+
+    def test_saturation_keeps_grays_and_hue_against_tf_image(self):
+        image, label = self._batch(1)
+        image[..., 1:4] = image[..., 1:2]      # a gray RGB patch
+        cfg = AugmentConfig(**NO_SPATIAL, saturation=0.5, rgb_channels=(1, 2, 3),
+                            optical_channels=(0, 1, 2, 3))
+        out, _ = augment(image, label, cfg, seed=[1, 1])
+        self.assertAllClose(out, image, atol=1e-3)
+        # Hue alone: some shift d in [-0.2, 0.2] of tf.image.adjust_hue.
+        rgb = np.random.default_rng(3).uniform(20, 230, (1, 8, 8, 3)).astype(np.float32)
+        label = np.zeros((1, 8, 8), np.uint8)
+        out, _ = augment(rgb, label, AugmentConfig(**NO_SPATIAL, hue=0.2), seed=[2, 2])
+        errors = [np.abs(tf.image.adjust_hue(rgb / 255, d).numpy() * 255 - out.numpy()).max()
+                  for d in np.linspace(-0.2, 0.2, 401)]
+        self.assertLess(min(errors), 0.5)
+        self.assertGreater(max(errors), 5.0)
+
+    def test_noise_statistics(self):
+        rng = np.random.default_rng(0)
+        image = rng.uniform(80, 170, (4, 64, 64, 3)).astype(np.float32)
+        label = np.zeros((4, 64, 64), np.uint8)
+        out, _ = augment(image, label, AugmentConfig(**NO_SPATIAL, noise_std=0.02), seed=[9, 9])
+        noise = out.numpy() - image
+        self.assertAllClose(noise.std(), 0.02 * 255, rtol=0.05)
+        self.assertLess(abs(noise.mean()), 0.1)
+
+    def test_output_stays_in_range(self):
+        _, out = self._run(brightness=0.5, contrast=0.9, saturation=0.9, hue=0.3, gamma=0.5,
+                           noise_std=0.2)
+        self.assertGreaterEqual(out[..., :4].min(), 0.0)
+        self.assertLessEqual(out[..., :4].max(), 255.0)
+
+
+class ReproducibilityAndErrorsTest(tf.test.TestCase):
+
+    def test_seed_determines_everything(self):
+        cfg = AugmentConfig(rotate_deg=20, scale_range=(0.9, 1.1), crop=0.8, brightness=0.1,
+                            contrast=0.1, saturation=0.1, hue=0.05, gamma=0.1, noise_std=0.01)
+        image, label = coordinate_patch(batch=3)
+        image = image[..., :3] * 10
+        a = augment(image, label, cfg, seed=[1, 2])
+        b = augment(image, label, cfg, seed=tf.constant([1, 2], tf.int64))
+        c = augment(image, label, cfg, seed=[1, 3])
+        self.assertAllEqual(a[0], b[0])
+        self.assertAllEqual(a[1], b[1])
+        self.assertNotAllClose(a[0], c[0])
+        single = augment(image[0], label[0], cfg, seed=[1, 2])
+        self.assertEqual(single[0].shape, (N, N, 3))
+        self.assertEqual(single[1].dtype, tf.uint8)
+        graph = tf.function(lambda i, l: augment(i, l, cfg, seed=[1, 2]))(image, label)
+        self.assertAllClose(graph[0], a[0], atol=1e-4)
+
+    def test_config_errors(self):
+        for kwargs, msg in [(dict(scale_range=(1.2, 1.0)), "scale_range"),
+                            (dict(crop=0.0), "crop"), (dict(hue=-0.1), "hue must be >= 0"),
+                            (dict(rgb_channels=(0, 1)), "rgb_channels needs 3")]:
+            with self.assertRaisesRegex(ValueError, msg):
+                AugmentConfig(**kwargs)
+        with self.assertRaisesRegex(ValueError, "rot90 needs square patches"):
+            augment(np.zeros((4, 6, 3)), np.zeros((4, 6), np.uint8), AugmentConfig(), [0, 0])
+        with self.assertRaisesRegex(ValueError, "channel 5 out of range"):
+            augment(np.zeros((4, 4, 3)), np.zeros((4, 4), np.uint8),
+                    AugmentConfig(brightness=0.1, optical_channels=(5,)), [0, 0])
+
+    def test_channels_for_bands(self):
+        self.assertEqual(channels_for_bands(["IR", "R", "G", "B", "nDSM"]),
+                         {"rgb_channels": (1, 2, 3), "optical_channels": (0, 1, 2, 3)})
+        self.assertEqual(channels_for_bands(["IR", "R", "G", "DSM"]),
+                         {"rgb_channels": (), "optical_channels": (0, 1, 2)})
+
+
+if __name__ == "__main__":
+    tf.test.main()
