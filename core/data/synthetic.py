@@ -479,7 +479,15 @@ INRIA_CITIES = {
 MIN_SIZE = 256
 MANIFEST = "ortholoop_demo.json"
 _GENERATOR_VERSION = 1
-_ZLIB_LEVEL = 1   # 2.5x faster than level 6 and only ~2% larger here
+
+
+def _encode(array: np.ndarray, geo) -> bytes:
+    """GeoTIFF bytes: zlib level 1 for uint8 (2.5x faster than level 6, ~2%
+    larger here); float32 heights with sensor noise barely compress (-20%),
+    so they are stored raw."""
+    if array.dtype == np.float32:
+        return geotiff.encode_geotiff(array, geo, compress="none")
+    return geotiff.encode_geotiff(array, geo, level=1)
 
 
 def _split_counts(tiles: int, max_train: int, max_held: int) -> tuple[int, int]:
@@ -629,7 +637,7 @@ def make_demo_dataset(out_dir: str, dataset: str = "potsdam", tiles: int = 8,
         arrays, _ = _tile_arrays(dataset, tile, int(size), int(seed))
         for rel, (array, geo) in arrays.items():
             path = os.path.join(out_dir, rel)
-            data = geotiff.encode_geotiff(array, geo, level=_ZLIB_LEVEL)
+            data = _encode(array, geo)
             if os.path.exists(path):
                 with open(path, "rb") as f:
                     if f.read() != data:
@@ -657,7 +665,7 @@ def make_demo_dataset(out_dir: str, dataset: str = "potsdam", tiles: int = 8,
         counts += np.bincount(ids.ravel(), minlength=len(counts))
         for rel in missing:
             path = os.path.join(out_dir, rel)
-            data = encoded.get(rel) or geotiff.encode_geotiff(*arrays[rel], level=_ZLIB_LEVEL)
+            data = encoded.get(rel) or _encode(*arrays[rel])
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = path + ".partial"
             with open(tmp, "wb") as f:   # whole file or nothing at `path`

@@ -104,6 +104,22 @@ class WriteReadTest(tf.test.TestCase, parameterized.TestCase):
         self.assertSequenceAlmostEqual(geo.transform, gdal)
         self.assertEqual(geo.transform[0], 99.0)
 
+    def test_encode_equals_file_bytes_and_levels_are_lossless(self):
+        rng = np.random.default_rng(5)
+        array = rng.integers(0, 255, (40, 30, 4)).astype(np.uint8)
+        geo = geotiff.make_geoinfo(25833, (368000.0, 5806000.0), 0.05)
+        path = os.path.join(self.dir, "e.tif")
+        geotiff.write_geotiff(path, array, geo, level=1)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), geotiff.encode_geotiff(array, geo, level=1))
+        self.assertEqual(geotiff.encode_geotiff(array, geo),
+                         geotiff.encode_geotiff(array.copy(), geo))   # deterministic
+        for compress, level in (("none", 6), ("deflate", 9)):
+            geotiff.write_geotiff(path, array, geo, compress=compress, level=level)
+            self.assertAllEqual(tifffile.imread(path), array)
+        with self.assertRaisesRegex(ValueError, "level=0"):
+            geotiff.encode_geotiff(array, geo, level=0)
+
     def test_plain_tiff_png_and_no_geo(self):
         path = os.path.join(self.dir, "plain.tif")
         geotiff.write_geotiff(path, np.zeros((3, 3), np.uint8), None)
