@@ -492,15 +492,14 @@ def _encode(array: np.ndarray, geo) -> bytes:
 
 def _split_counts(tiles: int, max_train: int, max_held: int) -> tuple[int, int]:
     """About 3/4 training tiles, and at least one held-out tile when >= 2."""
+    if tiles > max_train + max_held:
+        raise ValueError(f"tiles={tiles}: at most {max_train + max_held} tiles "
+                         "exist in this archive layout.")
     train = max(1, int(math.floor(tiles * 0.75 + 0.5)))
     if tiles >= 2:
         train = min(train, tiles - 1)
-    train = min(train, max_train)
-    held = tiles - train
-    if held > max_held:
-        raise ValueError(f"tiles={tiles}: at most {max_train + max_held} tiles "
-                         "exist in this archive layout.")
-    return train, held
+    train = min(max(train, tiles - max_held), max_train)
+    return train, tiles - train
 
 
 def _potsdam_files(tile: str) -> dict[str, str]:

@@ -226,6 +226,10 @@ class DeterminismAndArgsTest(tf.test.TestCase, parameterized.TestCase):
                               synthetic.POTSDAM_TEST_TILES)
         with self.assertRaisesRegex(ValueError, "tiles=39: at most 38"):
             synthetic.demo_tiles("potsdam", 39)
+        names = synthetic.demo_tiles("inria", 180)   # 5 cities x 36 tiles
+        self.assertLen(set(names), 180)
+        self.assertEqual(sum(int(n.lstrip("abcdefghijklmnopqrstuvwxyz-")) <= 5
+                             for n in names), 25)
 
     @parameterized.parameters(
         (dict(tiles=0), "tiles=0: expected an integer >= 1"),
