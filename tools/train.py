@@ -33,9 +33,9 @@ def main(argv):
                                         seed=FLAGS.seed)
         logging.info("preparing %s into %s", FLAGS.prepare_src, FLAGS.data_dir)
         prepare.prepare(FLAGS.prepare_dataset, FLAGS.prepare_src, FLAGS.data_dir,
-                        bands=FLAGS.bands, elevation=FLAGS.elevation)
+                        bands=FLAGS.bands, elevation=FLAGS.elevation or "none")
     pipe_cfg = data_flags.pipeline_config_from_flags(FLAGS)
-    info = pipeline.load_info(pipe_cfg.data_dir)
+    info = pipeline.dataset_info(pipe_cfg)  # bands, mean, std of the fed channels
     spec = labels.get_label_spec(info["dataset"]) if info["dataset"] in ("potsdam", "inria") else None
     class_names, palette = info["class_names"], info["palette"]
 
@@ -70,7 +70,7 @@ def main(argv):
     rgb = [info["bands"].index(b) for b in ("R", "G", "B") if b in info["bands"]]
     summary = controller.train(
         config, workdir=workdir, model_fn=model_fn,
-        train_dataset_fn=lambda ctx, skip: pipeline.train_dataset(pipe_cfg, ctx).skip(skip),
+        train_dataset_fn=lambda ctx: pipeline.train_dataset(pipe_cfg, ctx),
         eval_dataset_fn=lambda ctx: pipeline.eval_dataset(pipe_cfg, "val", ctx),
         class_names=class_names, palette=palette,
         rgb_channels=rgb if len(rgb) == 3 else (0, 0, 0),

@@ -94,9 +94,8 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
       workdir: the run's folder (see `train_loop.workdir`); config.json is
         written by the caller.
       model_fn: builds the model (called under the strategy's scope).
-      train_dataset_fn: `(input_context, skip_batches) -> tf.data.Dataset`,
-        infinite, per-replica batches; `skip_batches` batches already consumed
-        by the resumed run are skipped so the data position resumes too.
+      train_dataset_fn: `(input_context) -> tf.data.Dataset`, infinite,
+        per-replica batches; its iterator is checkpointed (data position).
       eval_dataset_fn: `(input_context) -> tf.data.Dataset`, finite.
       class_names, palette: for per-class summaries and images.
       rgb_channels: the band indices shown as the input image.
@@ -156,23 +155,24 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
     dist_train_step = steps_lib.distribute_step(strategy, train_step)
     dist_eval_step = steps_lib.distribute_step(strategy, eval_step)
 
+    # --- data ---
+    train_ds = strategy.distribute_datasets_from_function(train_dataset_fn)
+    eval_ds = strategy.distribute_datasets_from_function(eval_dataset_fn)
+    iterator = iter(train_ds)
+
     # --- restore: the newest readable `latest` checkpoint, if any ---
-    checkpoint = state.checkpoint()
+    # `latest` holds the data iterator too (its position and shuffle buffer),
+    # so a resumed run sees the batches the interrupted one would have seen;
+    # `best` holds the training state only.
     latest = tf.train.CheckpointManager(
-        checkpoint, workdir_lib.checkpoint_dir(workdir, "latest"),
+        state.checkpoint(data=iterator), workdir_lib.checkpoint_dir(workdir, "latest"),
         max_to_keep=loop_cfg.keep_checkpoints)
     best = tf.train.CheckpointManager(
-        checkpoint, workdir_lib.checkpoint_dir(workdir, "best"), max_to_keep=1)
-    restored = workdir_lib.restore_latest(checkpoint, latest, log=log)
+        state.checkpoint(), workdir_lib.checkpoint_dir(workdir, "best"), max_to_keep=1)
+    restored = workdir_lib.restore_latest(latest.checkpoint, latest, log=log)
     start_step = int(state.step.numpy())
     if restored:
         log(f"resumed from {restored} at step {start_step}")
-
-    # --- data: resumes at the batch the restored run had reached ---
-    train_ds = strategy.distribute_datasets_from_function(
-        lambda ctx: train_dataset_fn(ctx, start_step))
-    eval_ds = strategy.distribute_datasets_from_function(eval_dataset_fn)
-    iterator = iter(train_ds)
     summary_batch = next(iter(eval_dataset_fn(None).take(1)))
     writers = {split: tf.summary.create_file_writer(workdir_lib.tensorboard_dir(workdir, split))
                for split in ("train", "validation")}

@@ -30,7 +30,9 @@ class TrainState:
         return cls(
             model=model,
             optimizer=optimizer,
-            step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
+            # Every replica counts the same steps; one update stands for all.
+            step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA),
             loss_scale=loss_scale,
             plateau=plateau,
             early_stopping=early_stopping,

@@ -85,7 +85,8 @@ def make_train_step(model, loss_fn, optimizer, *, schedule: Optional[Schedule] =
       unscaled loss.
     """
     if step_counter is None:
-        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                                   aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     if decay_variables is None:
         decay_variables = getattr(model, "decay_variables", None)
 
@@ -100,23 +101,25 @@ def make_train_step(model, loss_fn, optimizer, *, schedule: Optional[Schedule] =
                 objective = loss_scale.scale_loss(objective)
         variables = model.trainable_variables
         grads = tape.gradient(objective, variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            # Sum over replicas here, not in the optimizer, so the norm, the
+            # clipping and the finiteness check see the global gradient and
+            # every replica takes the same decision.
+            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        finite = None
         if loss_scale is not None:
             grads, finite = loss_scale.unscale(grads)
-        else:
-            finite = tf.constant(True)
         grad_norm = tf.linalg.global_norm(grads)
         if clip_norm is not None:
             grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
-
-        def apply():
-            optimizer.apply(grads, variables, decay_variables=decay_variables)
-            return tf.constant(True)
-
-        if loss_scale is None:
-            apply()
-        else:
-            # A float16 overflow skips the update; the scaler halves itself.
-            tf.cond(finite, apply, lambda: tf.constant(False))
+        # A float16 overflow (finite=False) leaves variables and slots as they
+        # were; `finite` masks the update instead of a tf.cond, which would
+        # hold the optimizer's merge_call and is illegal under strategy.run.
+        optimizer.apply(grads, variables, decay_variables=decay_variables, finite=finite,
+                        aggregate_gradients=False)
+        if loss_scale is not None:
             loss_scale.update(finite)
         step_counter.assign_add(1)
         if metrics is not None:

@@ -176,7 +176,10 @@ class DistributedStepTest(tf.test.TestCase):
         single_step = steps.make_train_step(single, losses.cross_entropy, optim.SGD(0.1, momentum=0.9))
         single_logs = [single_step(batch) for _ in range(3)]
 
-        strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+        # ReductionToOneDevice: several MirroredStrategies in one process would
+        # otherwise share collective keys and collide.
+        strategy = tf.distribute.MirroredStrategy(
+            [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
         with strategy.scope():
             model = PixelLinear(3, 3)
             opt = optim.SGD(0.1, momentum=0.9)
