@@ -237,3 +237,40 @@ class LoadedModel:
     def __call__(self, images, training: bool = False) -> tf.Tensor:
         del training  # the export is inference only
         return self.saved.logits(tf.cast(images, tf.float32))
+
+
+def load_model(path: str, checkpoint: str = "best"):
+    """A model for inference from a SavedModel export or an experiment workdir.
+
+    Args:
+      path: a folder holding saved_model.pb (written by `export_saved_model`)
+        or a workdir holding config.json (written by `tools.train`).
+      checkpoint: "best" or "latest" (workdirs only).
+    Returns:
+      (model, info): `model(images, training=False) -> logits` with
+      `num_classes`, `in_channels`, `depth`; info has class_names, palette,
+      bands, mean, std (and, for an export, its predict_tile settings).
+    Raises:
+      ExportError: `path` is neither.
+    """
+    if is_export(path):
+        model = LoadedModel(path)
+        return model, model.info
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise ExportError(f"{path} is neither a SavedModel (saved_model.pb) nor an "
+                          f"experiment workdir (config.json)")
+    # Imported here: only this branch needs the training package's workdir reader.
+    from train_loop import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+
+    model, config = workdir_lib.restore_model(path, which=checkpoint)
+    data = config.get("data", {})
+    k, c = int(model.num_classes), int(model.in_channels)
+    info = {"num_classes": k, "in_channels": c, "depth": int(model.depth),
+            "class_names": list(data.get("class_names") or [str(i) for i in range(k)]),
+            "palette": [list(p) for p in data.get("palette") or []],
+            "bands": list(data.get("bands") or [f"band{i}" for i in range(c)]),
+            "mean": np.asarray(model.mean).tolist(), "std": np.asarray(model.std).tolist(),
+            "dataset": data.get("dataset")}
+    if len(info["palette"]) != k:  # a distinct grey per class when none is known
+        info["palette"] = [[int(v)] * 3 for v in np.linspace(0, 255, k)]
+    return model, info

@@ -1,0 +1,149 @@
+r"""Scores a model on the whole validation tiles of a prepared store.
+
+  python -m tools.evaluate --model=runs/unet-20260101-10h00mn --data_dir=data/potsdam --tta=d4
+
+Full tiles, not patches, predicted with sliding windows like tools.predict,
+plain and (with --tta) with test-time augmentation. Confusion matrices over
+the split and per tile give OA, per-class IoU/F1/precision/recall, mean IoU and
+mean F1, also without --exclude (Potsdam's clutter). Writes metrics.json,
+metrics.md and confusion_matrix[_tta].png (matplotlib, extra `plot`; skipped
+with a warning without it) to --output_dir (default <workdir>/eval or
+<export>_eval). One tools.* binary per process (absl flags are global).
+"""
+import json
+import os
+
+from absl import app, flags, logging
+
+flags.DEFINE_string("model", None, "Experiment workdir or SavedModel folder.")
+flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Workdir checkpoint.")
+flags.DEFINE_string("data_dir", None, "Prepared store (tools.prepare).")
+flags.DEFINE_string("split", "val", "Split of the store to score.")
+flags.DEFINE_integer("window", None, "Window side; default the export's, else 512.")
+flags.DEFINE_float("overlap", 0.25, "Fraction of a window shared with its neighbour.")
+flags.DEFINE_string("tta", "none", "Also score with this TTA: flips, rot90, d4, 0,4,6.")
+flags.DEFINE_integer("batch_size", 4, "Windows per model call.")
+flags.DEFINE_list("exclude", ["clutter"], "Classes left out of the 'without' means.")
+flags.DEFINE_integer("max_tiles", 0, "Score only the first N tiles (0: all).")
+flags.DEFINE_string("output_dir", None, "Where to write the reports.")
+FLAGS = flags.FLAGS
+
+
+def markdown(report: dict, class_names: list) -> str:
+    """metrics.md: whole-set scores, per class and per tile, plain vs TTA."""
+    runs = [k for k in ("plain", "tta") if k in report]
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    pair = lambda d, a, b: f"{fmt(d[a])} / {fmt(d[b])}"  # noqa: E731
+    def table(title, keys, cell):
+        return (f"\n## {title}\n\n| | " + " | ".join(runs) + " |\n|---|" + "---|" * len(runs)
+                + "\n" + "".join(f"| {k} | " + " | ".join(cell(report[r], k) for r in runs)
+                                 + " |\n" for k in keys))
+
+    total, scores = report["plain"]["total"], ["overall_accuracy", "mean_iou", "mean_f1"]
+    if "without" in total:
+        scores += [f"{n} without {', '.join(total['without']['excluded'])}"
+                   for n in ("mean_iou", "mean_f1")]
+    get = lambda t, k: t["without"][k.split()[0]] if " without " in k else t[k]  # noqa: E731
+    return (f"# {report['split']}: {len(report['tiles'])} whole tiles\n"
+            + table("Whole set", scores, lambda r, k: fmt(get(r["total"], k)))
+            + table("Per class (IoU / F1)", class_names,
+                    lambda r, c: pair(r["total"]["classes"][c], "iou", "f1"))
+            + table("Per tile (overall accuracy / mean IoU)", report["tiles"],
+                    lambda r, t: pair(r["per_tile"][t], "overall_accuracy", "mean_iou")))
+
+
+def plot_confusion(matrix, class_names: list, path: str, title: str) -> None:
+    """Row-normalised confusion matrix (recall per true class) as a PNG."""
+    import numpy as np
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logging.warning("matplotlib is not installed (pip install '.[plot]'): %s skipped", path)
+        return
+    counts = np.asarray(matrix, np.float64)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.2 * len(class_names) + 1))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), v in np.ndenumerate(share):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v > .5 else "black")
+    ax.set(xticks=range(len(class_names)), yticks=range(len(class_names)), title=title,
+           xlabel="predicted", ylabel="true", yticklabels=class_names)
+    ax.set_xticklabels(class_names, rotation=45, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv):
+    del argv
+    if not FLAGS.model or not FLAGS.data_dir:
+        raise app.UsageError("--model and --data_dir are required")
+    from core import export, inference, metrics
+    from core.data import pipeline, tiles
+
+    # --- model and store ---
+    try:
+        model, info = export.load_model(FLAGS.model, FLAGS.checkpoint)
+        store = pipeline.load_info(FLAGS.data_dir)
+        names, bands = list(info["class_names"]), list(info["bands"])
+        missing = [b for b in bands if b not in store["bands"]]
+        if missing or len(store["class_names"]) != len(names):
+            raise ValueError(f"{FLAGS.data_dir}: the store has bands {store['bands']} and "
+                             f"{len(store['class_names'])} classes; the model takes bands "
+                             f"{bands} and predicts {len(names)} classes")
+        unknown = [c for c in FLAGS.exclude if c not in names]
+        if unknown and FLAGS["exclude"].present:
+            raise ValueError(f"--exclude={','.join(unknown)}: not among the classes {names}")
+        exclude = [names.index(c) for c in FLAGS.exclude if c in names]
+        tta = inference.parse_tta(FLAGS.tta)
+        runs = {"plain": (0,), **({"tta": tta} if tta != (0,) else {})}
+        if FLAGS.split not in store["splits"]:
+            raise ValueError(f"--split={FLAGS.split}: the store has {sorted(store['splits'])}")
+        window = FLAGS.window or int(info.get("window", 512))
+        predictors = {k: inference.TilePredictor(model, window=window, overlap=FLAGS.overlap,
+                                                 tta=t, batch_size=FLAGS.batch_size)
+                      for k, t in runs.items()}
+    except ValueError as err:  # WorkdirError, ExportError, TileError too
+        raise SystemExit(f"tools.evaluate: {err}") from None
+    optical = [b for b in bands if b.upper() in tiles.BAND_TOKENS]
+    split_tiles = store["splits"][FLAGS.split][:FLAGS.max_tiles or None]
+    tile_iter = pipeline.iter_tiles(FLAGS.data_dir, FLAGS.split, bands=optical or None,
+                                    elevation=len(optical) < len(bands))
+
+    # --- predict and count, tile by tile ---
+    totals = {k: metrics.ConfusionMatrix(len(names), exclude=exclude) for k in runs}
+    report = {"model": FLAGS.model, "data_dir": FLAGS.data_dir, "split": FLAGS.split,
+              "window": window, "overlap": FLAGS.overlap, "tiles": split_tiles}
+    report.update({k: {"tta": list(t), "per_tile": {}} for k, t in runs.items()})
+    progress = inference.ProgressBar(len(split_tiles) * len(runs))
+    for index, (tile, image, label) in zip(range(len(split_tiles)), tile_iter):
+        for j, (key, predictor) in enumerate(predictors.items()):
+            progress.start_tile(index * len(runs) + j, f"{tile} ({key})")
+            classes = inference.probabilities_to_classes(predictor(image, progress))
+            tile_cm = metrics.ConfusionMatrix(len(names), exclude=exclude)
+            tile_cm.update(label, classes)
+            totals[key].update(label, classes)
+            report[key]["per_tile"][tile] = tile_cm.to_dict(names)
+    for key, total in totals.items():
+        report[key]["total"] = total.to_dict(names)
+        logging.info("%s, %d tiles:\n%s", key, len(split_tiles), total.table(names))
+
+    # --- reports ---
+    model_dir = FLAGS.model.rstrip("/")
+    out = FLAGS.output_dir or model_dir + ("_eval" if export.is_export(model_dir) else "/eval")
+    os.makedirs(out, exist_ok=True)
+    for name, text in (("metrics.json", json.dumps(report, indent=2)),
+                       ("metrics.md", markdown(report, names))):
+        with open(os.path.join(out, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    for key in runs:
+        plot_confusion(report[key]["total"]["confusion_matrix"], names,
+                       os.path.join(out, "confusion_matrix" + ("_tta" if key == "tta" else "")
+                                    + ".png"), f"{FLAGS.split} ({key})")
+    logging.info("wrote %s/metrics.json, metrics.md and the confusion matrices", out)
+
+
+if __name__ == "__main__":
+    app.run(main)
