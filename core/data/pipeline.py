@@ -11,6 +11,11 @@ the iterator is checkpointable), optionally downscaled (`scale`, the talk's
 scaled variant) and padded, then cut into grid windows (`sampling="grid"`)
 or `patches_per_epoch / num_tiles` random windows (`sampling="random"`).
 
+Epochs are not barriers: while the last tiles of an epoch are being cut, the
+interleave already opens the next epoch's (reshuffled) tiles, so the cores
+never idle at epoch ends; over any stretch each window comes equally often
+(+-1), and `num_patches` is the length of one pass for epochs->steps maths.
+
 Memory is bounded by design: without cache, at most about `2 * cycle_length`
 decoded tiles, `shuffle_buffer` compact patches (uint8 optical bands) and
 `prefetch` batches are alive, whatever the number of tiles (an INRIA tile is
