@@ -171,9 +171,14 @@ def index_to_rgb(ids: np.ndarray,
     Returns:
       [..., 3] uint8 colours.
     """
-    lut = _color_lut(_validate_palette(palette),
-                     tuple(int(c) for c in ignore_color))
-    return lut[_check_ids(ids)]
+    lut = np.zeros((256, 4), np.uint8)
+    lut[:, :3] = _color_lut(_validate_palette(palette),
+                            tuple(int(c) for c in ignore_color))
+    ids = _check_ids(ids)
+    # One 4-byte gather per pixel (RGB + pad as a uint32) is ~2x faster than
+    # gathering [256, 3] rows.
+    rgbx = lut.view(np.uint32)[:, 0][ids].view(np.uint8).reshape(ids.shape + (4,))
+    return np.ascontiguousarray(rgbx[..., :3])
 
 
 def binary_mask_to_index(mask: np.ndarray) -> tuple[np.ndarray, int]:
