@@ -14,7 +14,10 @@ update: the same work for both builds).
 The machine is shared, so the four (build, dtype) configurations are timed
 in interleaved rounds and the median step time of each is reported, with the
 ratios that matter: ours bf16 / ours f32 (goal >= 3) and ours / Keras in the
-same dtype (goal >= 1). FLOPs are counted analytically from the convolution
+same dtype (goal >= 1). Each step is timed twice: wall clock, and the CPU
+time of this process (all its threads). When other jobs compete for the
+cores, wall-clock ratios drift with their load while CPU-time ratios (the
+work each build needs) stay comparable; both are printed. FLOPs are counted analytically from the convolution
 shapes (2 per multiply-add); a training step is counted as 3x the forward
 convolution FLOPs (forward, gradient w.r.t. inputs, w.r.t. kernels).
 """
@@ -130,7 +133,8 @@ def main() -> None:
     parser.add_argument("--filters", type=int, default=32)
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="untimed steps after the first (tracing) one")
     parser.add_argument("--dtypes", default="float32,mixed_bfloat16")
     parser.add_argument("--builds", default="ours,keras")
     args = parser.parse_args()
@@ -140,16 +144,19 @@ def main() -> None:
     labels = tf.random.uniform([args.batch, args.size, args.size], 0,
                                NUM_CLASSES, tf.int32, seed=2)
 
-    steps, flops = {}, None
+    # FLOPs from the shapes of a built float32 model (any input size builds it).
+    counter = UNet(NUM_CLASSES, in_channels=IN_CHANNELS, filters=args.filters,
+                   depth=args.depth, residual=True, center="conv")
+    counter(tf.zeros([1, 2 ** args.depth, 2 ** args.depth, IN_CHANNELS]))
+    flops = conv_flops_per_image(counter, args.size)
+
+    steps = {}
     for dtype in args.dtypes.split(","):
         for build in args.builds.split(","):
             if build == "ours":
                 model = UNet(NUM_CLASSES, in_channels=IN_CHANNELS,
                              filters=args.filters, depth=args.depth,
                              residual=True, center="conv", policy=dtype)
-                model(images[:1], training=False)  # build the variables
-                if flops is None:
-                    flops = conv_flops_per_image(model, args.size)
                 step = make_step(lambda x, m=model: m(x, training=True),
                                  lambda m=model: m.trainable_variables)
             else:
@@ -159,6 +166,7 @@ def main() -> None:
             steps[(build, dtype)] = step
 
     times = {key: [] for key in steps}
+    cpu_times = {key: [] for key in steps}
     for key, step in steps.items():
         start = time.perf_counter()
         for _ in range(args.warmup + 1):  # the first call traces
@@ -167,9 +175,10 @@ def main() -> None:
               flush=True)
     for _ in range(args.rounds):
         for key, step in steps.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             step(images, labels)[0].numpy()
             times[key].append(time.perf_counter() - start)
+            cpu_times[key].append(time.process_time() - cpu_start)
 
     train_flops = 3 * flops
     print(f"\nUNet filters={args.filters} depth={args.depth} residual conv-center, "
@@ -177,24 +186,28 @@ def main() -> None:
           f"{args.rounds} timed rounds (median)")
     print(f"forward conv FLOPs per image: {flops / 1e9:.2f} G; "
           f"training step (3x): {train_flops / 1e9:.2f} G per image")
-    median = {}
-    for key, values in times.items():
-        median[key] = statistics.median(values)
-        ips = args.batch / median[key]
-        print(f"{key[0]:5s} {key[1]:15s} step {median[key]:6.3f} s  "
-              f"{ips:7.2f} images/s  {ips * train_flops / 1e9:7.1f} GFLOP/s")
+    wall, cpu = {}, {}
+    for key in steps:
+        wall[key] = statistics.median(times[key])
+        cpu[key] = statistics.median(cpu_times[key])
+        ips = args.batch / wall[key]
+        print(f"{key[0]:5s} {key[1]:15s} step {wall[key]:6.2f} s wall "
+              f"{cpu[key]:6.2f} s cpu | {ips:6.2f} images/s "
+              f"{ips * train_flops / 1e9:6.1f} GFLOP/s wall | "
+              f"{args.batch * train_flops / cpu[key] / 1e9:6.1f} GFLOP per cpu-s")
     print()
     low = [d for d in args.dtypes.split(",") if d != "float32"]
+    pairs = []
     for build in args.builds.split(","):
         for d in low:
-            if (build, "float32") in median and (build, d) in median:
-                print(f"{build} {d} / {build} float32 speed-up: "
-                      f"{median[(build, 'float32')] / median[(build, d)]:.2f}x")
+            pairs.append((f"{build} {d} vs {build} float32",
+                          (build, "float32"), (build, d)))
     for d in args.dtypes.split(","):
-        if ("ours", d) in median and ("keras", d) in median:
-            print(f"ours / keras in {d}: "
-                  f"{median[('keras', d)] / median[('ours', d)]:.2f}x")
-
+        pairs.append((f"ours vs keras in {d}", ("keras", d), ("ours", d)))
+    for label, slow, fast in pairs:
+        if slow in wall and fast in wall:
+            print(f"{label:38s} speed-up {wall[slow] / wall[fast]:5.2f}x wall, "
+                  f"{cpu[slow] / cpu[fast]:5.2f}x cpu")
 
 if __name__ == "__main__":
     main()
