@@ -19,7 +19,10 @@ What is timed (issue 6, "Performance"):
 - the peak bfloat16 (and float32) convolution throughput of this machine: a
   big `tf.nn.conv2d`, best of several calls.
 Batches are synthetic tensors repeated by tf.data: no data loading is timed.
-Step times are medians (the machine is shared); images/s = batch / step.
+Step times are medians; images/s = batch / step. The machine is shared, so
+each time is also taken in CPU seconds of this process (all threads): on a
+loaded machine wall time stretches with other users' work, CPU time much
+less; the ratios are printed for both.
 Training FLOPs = 3 x forward convolution FLOPs counted from the model's conv
 shapes (forward, gradient w.r.t. inputs, w.r.t. kernels).
 
@@ -61,14 +64,21 @@ def peak_conv_flops(dtype: tf.DType, reps: int) -> float:
     k = tf.cast(tf.random.uniform([3, 3, channels, channels]) * 0.01, dtype)
     conv = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME")[0, 0, 0, 0])
     conv(x, k).numpy()
-    best = min(_timed(lambda: conv(x, k).numpy()) for _ in range(reps))
-    return 2.0 * np.prod(shape) * 9 * channels / best
+    times = [_timed(lambda: conv(x, k).numpy()) for _ in range(reps)]
+    flops = 2.0 * np.prod(shape) * 9 * channels
+    return flops / min(t[0] for t in times), flops / min(t[1] for t in times)
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
+def _timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of fn()."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _median(times, div: float = 1.0) -> tuple[float, float]:
+    return (statistics.median(t[0] for t in times) / div,
+            statistics.median(t[1] for t in times) / div)
 
 
 # --- ours ----------------------------------------------------------------------
@@ -94,8 +104,8 @@ def time_ours(images, labels, dtype: str, jit: bool, loops: dict[int, int],
     out = {}
     for spl, calls in loops.items():
         times = [_timed(lambda: steps_lib.run_steps(step, it, spl, jit_compile=jit)
-                        ["loss"].numpy()) / spl for _ in range(calls)]
-        out[spl] = statistics.median(times)
+                        ["loss"].numpy()) for _ in range(calls)]
+        out[spl] = _median(times, spl)
     return out, first, model, step
 
 
@@ -119,7 +129,7 @@ def breakdown(images, labels, model, reps: int) -> dict:
     out = {}
     for name, fn in (("forward", forward), ("forward+backward", forward_backward)):
         fn(x, y).numpy()
-        out[name] = statistics.median(_timed(lambda: fn(x, y).numpy()) for _ in range(reps))
+        out[name] = _median([_timed(lambda: fn(x, y).numpy()) for _ in range(reps)])[0]
     return out
 
 
@@ -138,7 +148,7 @@ def time_fit(images, labels, dtype: str, jit: bool, spe: int, warmup: int, timed
         def on_train_batch_end(self, batch, logs=None):
             if logs and "loss" in logs:
                 float(logs["loss"])  # results are ready before the stamp
-            stamps.append(time.perf_counter())
+            stamps.append((time.perf_counter(), time.process_time()))
 
     ds = tf.data.Dataset.from_tensors((images, labels.astype(np.int32))).repeat()
     executions = warmup + timed
@@ -146,8 +156,8 @@ def time_fit(images, labels, dtype: str, jit: bool, spe: int, warmup: int, timed
     model.fit(ds, steps_per_epoch=executions * spe, epochs=1, verbose=0,
               callbacks=[Timer()])
     total = time.perf_counter() - start
-    per_step = np.diff(stamps)[warmup - 1:] / spe
-    return statistics.median(per_step), total
+    per_step = np.diff(np.array(stamps), axis=0)[warmup - 1:] / spe
+    return (float(np.median(per_step[:, 0])), float(np.median(per_step[:, 1]))), total
 
 
 # --- main ----------------------------------------------------------------------
@@ -179,14 +189,16 @@ def main() -> None:
     t0 = time.perf_counter()
     images, labels = synthetic_batch(args.batch, args.size)
     peak = {d: peak_conv_flops(d, 5) for d in (tf.bfloat16, tf.float32)}
-    print(f"peak conv (8x64x64x256 * 3x3x256x256): bfloat16 {peak[tf.bfloat16] / 1e9:.1f} "
-          f"GFLOP/s, float32 {peak[tf.float32] / 1e9:.1f} GFLOP/s", flush=True)
+    print(f"peak conv (8x64x64x256 * 3x3x256x256): bfloat16 {peak[tf.bfloat16][0] / 1e9:.1f} "
+          f"GFLOP/s ({peak[tf.bfloat16][1] / 1e9:.1f} per CPU-s), float32 "
+          f"{peak[tf.float32][0] / 1e9:.1f} GFLOP/s ({peak[tf.float32][1] / 1e9:.1f} per CPU-s)",
+          flush=True)
 
-    rows, fit_step, model_for_flops, default_model = {}, {}, None, None
+    rows, default_model, flops = {}, None, None
     for dtype in args.dtypes.split(","):
-        step_s, total = time_fit(images, labels, dtype, False, 1, *args.fit)
-        fit_step[dtype] = step_s
-        print(f"fit   {dtype:15s} jit off spe  1: {step_s:6.3f} s/step "
+        (wall, cpu), total = time_fit(images, labels, dtype, False, 1, *args.fit)
+        rows[("fit", dtype, False, 1)] = (wall, cpu)
+        print(f"fit   {dtype:15s} jit off spe  1: {wall:6.3f} s/step, {cpu:6.3f} CPU-s/step "
               f"(one fit call of {sum(args.fit)} steps took {total:.1f} s)", flush=True)
         for jit in (j == "on" for j in args.jit.split(",")):
             try:
@@ -195,54 +207,61 @@ def main() -> None:
                 print(f"ours  {dtype:15s} jit {'on ' if jit else 'off'}: failed: "
                       f"{type(e).__name__}: {str(e).splitlines()[0][:120]}", flush=True)
                 continue
-            model_for_flops = model_for_flops or model
+            flops = flops or 3 * conv_flops_per_image(model, args.size)
             if dtype == "mixed_bfloat16" and not jit:
                 default_model = model
-            for spl, s in times.items():
-                rows[(dtype, jit, spl)] = s
+            for spl, (wall, cpu) in times.items():
+                rows[("ours", dtype, jit, spl)] = (wall, cpu)
                 print(f"ours  {dtype:15s} jit {'on ' if jit else 'off'} spl {spl:2d}: "
-                      f"{s:6.3f} s/step (first call with tracing {first:.1f} s)", flush=True)
+                      f"{wall:6.3f} s/step, {cpu:6.3f} CPU-s/step "
+                      f"(first call with tracing {first:.1f} s)", flush=True)
 
-    flops = 3 * conv_flops_per_image(model_for_flops, args.size)
     print(f"\nUNet filters={args.filters} depth={args.depth} residual, {args.size}x{args.size}"
           f"x{IN_CHANNELS}, batch {args.batch}; training FLOPs {flops / 1e9:.2f} G/image")
-    print(f"{'config':42s} {'images/s':>9s} {'GFLOP/s':>8s} {'% bf16 peak':>11s}")
-    table = [(f"fit  {d} jit off spe 1", s) for d, s in fit_step.items()]
-    table += [(f"ours {d} jit {'on' if j else 'off'} spl {spl}", s)
-              for (d, j, spl), s in rows.items()]
-    for name, s in table:
-        ips = args.batch / s
-        print(f"{name:42s} {ips:9.2f} {ips * flops / 1e9:8.1f} "
-              f"{100 * ips * flops / peak[tf.bfloat16]:10.1f}%")
+    print(f"{'config':38s} {'images/s':>9s} {'GFLOP/s':>8s} {'%peak bf16':>10s} "
+          f"{'%peak (CPU-s)':>13s}")
+    for (build, d, jit, spl), (wall, cpu) in rows.items():
+        ips = args.batch / wall
+        name = f"{build} {d} jit {'on' if jit else 'off'} {'spl' if build == 'ours' else 'spe'} {spl}"
+        print(f"{name:38s} {ips:9.2f} {ips * flops / 1e9:8.1f} "
+              f"{100 * ips * flops / peak[tf.bfloat16][0]:9.1f}% "
+              f"{100 * args.batch * flops / cpu / peak[tf.bfloat16][1]:12.1f}%")
 
+    def ratio(a, b):  # speed of a over b, (wall, CPU)
+        return f"{rows[b][0] / rows[a][0]:.2f}x wall, {rows[b][1] / rows[a][1]:.2f}x CPU"
+
+    ours_default, fit_default = ("ours", "mixed_bfloat16", False, 10), ("fit", "float32", False, 1)
     print("\nratios (goal):")
-    for d in fit_step:
-        if (d, False, 10) in rows:
-            print(f"  ours/fit same dtype {d} (jit off, spl 10 vs spe 1): "
-                  f"{fit_step[d] / rows[(d, False, 10)]:.2f}x  (>= 1)")
-    if ("mixed_bfloat16", False, 10) in rows and "float32" in fit_step:
+    for d in args.dtypes.split(","):
+        if ("ours", d, False, 10) in rows:
+            print(f"  ours / fit, {d} (jit off, spl 10 vs spe 1): "
+                  f"{ratio(('ours', d, False, 10), ('fit', d, False, 1))}  (>= 1)")
+    if ours_default in rows and fit_default in rows:
         print(f"  ours default (mixed_bfloat16, no jit, spl 10) / fit default (float32): "
-              f"{fit_step['float32'] / rows[('mixed_bfloat16', False, 10)]:.2f}x  (>= 2)")
-        ips = args.batch / rows[("mixed_bfloat16", False, 10)]
+              f"{ratio(ours_default, fit_default)}  (>= 2)")
+        wall, cpu = rows[ours_default]
         print(f"  ours default training FLOP/s / peak bf16 conv: "
-              f"{100 * ips * flops / peak[tf.bfloat16]:.1f}%  (>= 65%)")
-    for d in fit_step:
-        if (d, True, 10) in rows and (d, False, 10) in rows:
-            print(f"  jit on / off, {d}: {rows[(d, False, 10)] / rows[(d, True, 10)]:.2f}x")
-        if (d, False, 1) in rows and (d, False, 10) in rows:
-            print(f"  spl 10 / spl 1, {d}: {rows[(d, False, 1)] / rows[(d, False, 10)]:.2f}x")
+              f"{100 * args.batch * flops / wall / peak[tf.bfloat16][0]:.1f}% wall, "
+              f"{100 * args.batch * flops / cpu / peak[tf.bfloat16][1]:.1f}% CPU  (>= 65%)")
+    for d in args.dtypes.split(","):
+        if ("ours", d, True, 10) in rows and ("ours", d, False, 10) in rows:
+            print(f"  jit on / off, {d}: {ratio(('ours', d, True, 10), ('ours', d, False, 10))}")
+        if ("ours", d, False, 1) in rows and ("ours", d, False, 10) in rows:
+            print(f"  spl 10 / spl 1, {d}: {ratio(('ours', d, False, 10), ('ours', d, False, 1))}")
+    if ("ours", "mixed_bfloat16", False, 10) in rows and ("ours", "float32", False, 10) in rows:
+        print(f"  ours mixed_bfloat16 / float32: "
+              f"{ratio(('ours', 'mixed_bfloat16', False, 10), ('ours', 'float32', False, 10))}")
 
     if default_model is not None and not args.no_breakdown:
         parts = breakdown(images, labels, default_model, args.reps)
-        full = rows[("mixed_bfloat16", False, 1)]
+        full = rows[("ours", "mixed_bfloat16", False, 1)][0]
         fwd, fb = parts["forward"], parts["forward+backward"]
-        conv_time = flops / 3 * args.batch / peak[tf.bfloat16]
-        print(f"\nwhere the time goes (ours mixed_bfloat16, no jit, one step of {full:.3f} s):")
-        print(f"  forward + loss           {fwd:6.3f} s  {100 * fwd / full:5.1f}%  "
-              f"(its convs at peak bf16: {conv_time:.3f} s)")
-        print(f"  backward                 {fb - fwd:6.3f} s  {100 * (fb - fwd) / full:5.1f}%  "
-              f"(convs at peak: {2 * conv_time:.3f} s)")
-        print(f"  optimizer+schedule+metrics {full - fb:4.3f} s  {100 * (full - fb) / full:5.1f}%")
+        conv_time = flops / 3 * args.batch / peak[tf.bfloat16][0]
+        print(f"\nwhere the time goes (ours mixed_bfloat16, no jit; full step {full:.3f} s, "
+              f"timed separately, wall):")
+        print(f"  forward + loss      {fwd:6.3f} s  (its convs at peak bf16: {conv_time:.3f} s)")
+        print(f"  backward            {fb - fwd:6.3f} s  (its convs at peak: {2 * conv_time:.3f} s)")
+        print(f"  optimizer, schedule {full - fb:6.3f} s")
     print(f"\ntotal benchmark time {time.perf_counter() - t0:.0f} s")
 
 
