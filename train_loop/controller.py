@@ -111,6 +111,16 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
       NonFiniteLossError: a non-finite loss under float32/bfloat16, naming
         the step range; the last good checkpoint is left as `latest`.
     """
+    # Signals are caught from the start, so a SIGTERM while the model builds
+    # still ends with a checkpoint after the first inner loop.
+    with _StopSignal() as stop:
+        return _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn,
+                      class_names, palette, rgb_channels, exclude_from_means, strategy,
+                      log, stop)
+
+
+def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_names,
+           palette, rgb_channels, exclude_from_means, strategy, log, stop):
     loop_cfg, optim_cfg = config.loop, config.optim
     strategy = strategy or tf.distribute.get_strategy()
     policy = precision.get_policy(config.model.policy)
@@ -213,47 +223,47 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
     stopped_early = False
     batch_size = int(sample["image"].shape[0]) * strategy.num_replicas_in_sync
     run_start = time.perf_counter()
-    with _StopSignal() as stop:
-        while step < total:
-            boundary = min(total, _next_multiple(step, loop_cfg.eval_every),
-                           _next_multiple(step, loop_cfg.checkpoint_every))
-            num = min(loop_cfg.steps_per_loop, boundary - step)
-            tic = time.perf_counter()
-            logs = steps_lib.run_steps(dist_train_step, iterator, num,
-                                       jit_compile=loop_cfg.jit_compile)
-            first, step = step + 1, int(state.step.numpy())
-            if not bool(logs["all_finite"]) and not policy.needs_loss_scaling:
-                raise NonFiniteLossError(
-                    f"non-finite loss between steps {first} and {step}; stopped. "
-                    f"The last good checkpoint is {latest.latest_checkpoint} "
-                    f"(lower --max_lr, use --clip_norm, or check the data)")
-            images_per_s = num * batch_size / max(time.perf_counter() - tic, 1e-9)
-            train_result = train_cm.result()
-            scalars = {k: float(logs[k]) for k in ("lr", "momentum", "grad_norm", "loss_scale")}
-            scalars.update(loss=float(logs["mean_loss"]), images_per_s=images_per_s,
-                           overall_accuracy=float(train_result["overall_accuracy"]),
-                           mean_iou=float(train_result["mean_iou"]))
-            _write_scalars(writers["train"], step, scalars)
-            bar.update(step - start_step, f"loss {scalars['loss']:.4f}")
-            eta = (time.perf_counter() - run_start) / max(step - start_step, 1) * (total - step)
-            log(f"step {step}/{total} loss {scalars['loss']:.4f} lr {scalars['lr']:.3g} "
-                f"{images_per_s:.1f} img/s ETA {format_duration(eta)}")
+    log(f"training from step {start_step} to {total}")
+    while step < total:
+        boundary = min(total, _next_multiple(step, loop_cfg.eval_every),
+                       _next_multiple(step, loop_cfg.checkpoint_every))
+        num = min(loop_cfg.steps_per_loop, boundary - step)
+        tic = time.perf_counter()
+        logs = steps_lib.run_steps(dist_train_step, iterator, num,
+                                   jit_compile=loop_cfg.jit_compile)
+        first, step = step + 1, int(state.step.numpy())
+        if not bool(logs["all_finite"]) and not policy.needs_loss_scaling:
+            raise NonFiniteLossError(
+                f"non-finite loss between steps {first} and {step}; stopped. "
+                f"The last good checkpoint is {latest.latest_checkpoint} "
+                f"(lower --max_lr, use --clip_norm, or check the data)")
+        images_per_s = num * batch_size / max(time.perf_counter() - tic, 1e-9)
+        train_result = train_cm.result()
+        scalars = {k: float(logs[k]) for k in ("lr", "momentum", "grad_norm", "loss_scale")}
+        scalars.update(loss=float(logs["mean_loss"]), images_per_s=images_per_s,
+                       overall_accuracy=float(train_result["overall_accuracy"]),
+                       mean_iou=float(train_result["mean_iou"]))
+        _write_scalars(writers["train"], step, scalars)
+        bar.update(step - start_step, f"loss {scalars['loss']:.4f}")
+        eta = (time.perf_counter() - run_start) / max(step - start_step, 1) * (total - step)
+        log(f"step {step}/{total} loss {scalars['loss']:.4f} lr {scalars['lr']:.3g} "
+            f"{images_per_s:.1f} img/s ETA {format_duration(eta)}")
 
-            if step % loop_cfg.eval_every == 0 or step == total:
-                train_cm.reset()
-                last_eval = evaluate(step)
-                log(f"step {step} validation: loss {last_eval['loss']:.4f} "
-                    f"OA {last_eval['overall_accuracy']:.4f} mIoU {last_eval['mean_iou']:.4f}")
-                stopped_early = after_evaluation(state, last_eval["mean_iou"], step, best, log)
-            if step % loop_cfg.checkpoint_every == 0 or step == total or stopped_early or stop.received:
-                latest.save(checkpoint_number=step)
-            if stopped_early:
-                break
-            if stop.received:
-                log(f"signal {stop.received}: saved {latest.latest_checkpoint}, exiting")
-                bar.close()
-                return {"step": step, "interrupted": True,
-                        "best_mean_iou": float(state.best_metric.numpy())}
+        if step % loop_cfg.eval_every == 0 or step == total:
+            train_cm.reset()
+            last_eval = evaluate(step)
+            log(f"step {step} validation: loss {last_eval['loss']:.4f} "
+                f"OA {last_eval['overall_accuracy']:.4f} mIoU {last_eval['mean_iou']:.4f}")
+            stopped_early = after_evaluation(state, last_eval["mean_iou"], step, best, log)
+        if step % loop_cfg.checkpoint_every == 0 or step == total or stopped_early or stop.received:
+            latest.save(checkpoint_number=step)
+        if stopped_early:
+            break
+        if stop.received:
+            log(f"signal {stop.received}: saved {latest.latest_checkpoint}, exiting")
+            bar.close()
+            return {"step": step, "interrupted": True,
+                    "best_mean_iou": float(state.best_metric.numpy())}
     bar.close()
 
     # --- finish ---

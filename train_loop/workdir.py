@@ -13,8 +13,8 @@ Layout (DESIGN.md):
       export/              SavedModel (tools.export)
       DONE                 written when training ends; a run without it resumes
 
-Re-running the same command resumes the newest unfinished run of the same
-experiment name; nothing here ever deletes a folder.
+Re-running the same command resumes the newest run of the same experiment
+name, or reports that it has finished; nothing here ever deletes a folder.
 """
 from __future__ import annotations
 
@@ -60,14 +60,15 @@ def resolve_workdir(root: str, name: str, *, explicit: Optional[str] = None,
       now: the time for a new folder's suffix (tests pin it).
 
     Returns:
-      (workdir, resuming): the newest unfinished `root/name-*` with a config
-      when there is one (resuming=True), else a new timestamped folder.
+      (workdir, existing): the newest `root/name-*` holding a config when
+      there is one (existing=True: resume it, or report it finished, see
+      `is_finished`), else a new timestamped folder.
     """
     if explicit:
         return explicit, os.path.exists(os.path.join(explicit, CONFIG_FILE))
     candidates = sorted(
         d for d in glob.glob(os.path.join(root, glob.escape(name) + "-*"))
-        if os.path.exists(os.path.join(d, CONFIG_FILE)) and not is_finished(d))
+        if os.path.exists(os.path.join(d, CONFIG_FILE)))
     if candidates:
         return candidates[-1], True
     stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%Hh%Mmn")
