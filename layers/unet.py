@@ -53,8 +53,8 @@ residual blocks add 217,184 projection weights and 1,920 BN scale/offset.
 A Keras plain U-Net of the same widths with biased convs and a BN after each
 conv has 7,766,018 trainable parameters; the talk's residual model has
 2,959,078 more without any extra batch norm, so its residual variant adds
-about 2.96M parameters in un-normalised convolutions whose shapes the
-slides do not show (3x3 instead of 1x1 shortcut convolutions, for example,
+about 2.96M parameters in layers without batch norm (convolutions, most
+likely) whose shapes the slides do not show (3x3 instead of 1x1 shortcut convolutions, for example,
 would add 3,135,776: the same order, not the exact figure). We keep the
 standard ResNet block (1x1 projection + BN), so ours has 2,740,992 fewer
 parameters (-25.5%) with the same widths, depth, 3x3 convolutions, 2x2
@@ -138,6 +138,12 @@ class UNet(Module):
         self.residual = bool(residual)
         self.center_name = center
         self.dropout = float(dropout)
+        self._config = dict(
+            num_classes=self.num_classes, in_channels=self.in_channels,
+            filters=self.filters, depth=self.depth, residual=self.residual,
+            center=center, policy=policy.name, activation=activation,
+            upsample=upsample, dropout=self.dropout,
+            cross_replica_bn=bool(cross_replica_bn))
         self.mean = self.make_variable(
             "mean", _per_band(mean, 0.0, self.in_channels, "mean"), trainable=False)
         self.std = self.make_variable("std", std_values, trainable=False)
@@ -158,6 +164,13 @@ class UNet(Module):
                             for i, w in enumerate(widths)]
             self.head = Conv2D(self.num_classes, 1, use_bias=True,
                                policy=policy, name="head")
+
+    @property
+    def config(self) -> dict:
+        """The constructor arguments (JSON types) except `mean`/`std`, whose
+        values live in the variables: `UNet(**model.config, mean=..., std=...)`
+        rebuilds the same architecture."""
+        return dict(self._config)
 
     def _check_input(self, images: tf.Tensor) -> tf.Tensor:
         """Static and run-time checks of [B,H,W,C]; returns `images`."""

@@ -177,8 +177,7 @@ class UNetTest(tf.test.TestCase, parameterized.TestCase):
         model(x, training=True)  # moving statistics leave their initial values
         path = tf.train.Checkpoint(model=model).write(
             os.path.join(self.get_temp_dir(), "ckpt"))
-        restored = UNet(2, in_channels=3, residual=True, center="serial_dilated",
-                        **TINY)
+        restored = UNet(**model.config)
         # Restored before the first call: variables built later pick their
         # values up (deferred restoration).
         tf.train.Checkpoint(model=restored).read(path).assert_existing_objects_matched()
