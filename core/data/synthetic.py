@@ -569,6 +569,41 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def _check_existing(out_dir: str, plan: dict[str, list[str]], manifest: dict,
+                    params: dict) -> tuple[dict[str, bytes], list[str]]:
+    """Compares the files already at target paths with what would be written.
+
+    Returns the bytes generated while checking (reused for writing) and the
+    paths whose content differs.
+    """
+    # Cheap check first: a recorded file made with other parameters, or
+    # changed since it was recorded.
+    to_verify, conflicts = set(), []
+    for tile, rels in plan.items():
+        for rel in rels:
+            path = os.path.join(out_dir, rel)
+            if not os.path.exists(path):
+                continue
+            entry = manifest["files"].get(rel)
+            if entry is None:
+                to_verify.add(tile)
+            elif ({k: entry.get(k) for k in params} != params or
+                  entry.get("sha256") != _sha256(path)):
+                conflicts.append(path)
+    # Unrecorded files: regenerate their tile and compare bytes.
+    encoded = {}
+    for tile in sorted(to_verify):
+        arrays, _ = _tile_arrays(params["dataset"], tile, params["size"], params["seed"])
+        for rel, (array, geo) in arrays.items():
+            path = os.path.join(out_dir, rel)
+            encoded[rel] = _encode(array, geo)
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    if f.read() != encoded[rel]:
+                        conflicts.append(path)
+    return encoded, conflicts
+
+
 def make_demo_dataset(out_dir: str, dataset: str = "potsdam", tiles: int = 8,
                       size: int = 1024, seed: int = 0, *,
                       log: Callable[[str], None] | None = print) -> list[str]:
@@ -612,7 +647,7 @@ def make_demo_dataset(out_dir: str, dataset: str = "potsdam", tiles: int = 8,
             with open(manifest_path) as f:
                 manifest = json.load(f)
             manifest["files"].items()
-        except (OSError, ValueError, KeyError, AttributeError) as e:
+        except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
             raise ValueError(f"{manifest_path}: not a readable demo manifest ({e}); "
                              "choose another out_dir.") from e
     params = {"dataset": dataset, "size": int(size), "seed": int(seed),
@@ -620,30 +655,7 @@ def make_demo_dataset(out_dir: str, dataset: str = "potsdam", tiles: int = 8,
     plan = {t: (list(_potsdam_files(t).values()) if dataset == "potsdam" else
                 [f"AerialImageDataset/train/{d}/{t}.tif" for d in ("images", "gt")])
             for t in names}
-    # Cheap check first: a recorded file with other parameters or bytes.
-    to_verify, conflicts = set(), []
-    for tile, rels in plan.items():
-        for rel in rels:
-            path = os.path.join(out_dir, rel)
-            if not os.path.exists(path):
-                continue
-            entry = manifest["files"].get(rel)
-            if entry is None:
-                to_verify.add(tile)
-            elif {k: entry.get(k) for k in params} != params or entry.get("sha256") != _sha256(path):
-                conflicts.append(path)
-    # Unrecorded files: regenerate their tile and compare bytes.
-    encoded = {}
-    for tile in sorted(to_verify):
-        arrays, _ = _tile_arrays(dataset, tile, int(size), int(seed))
-        for rel, (array, geo) in arrays.items():
-            path = os.path.join(out_dir, rel)
-            data = _encode(array, geo)
-            if os.path.exists(path):
-                with open(path, "rb") as f:
-                    if f.read() != data:
-                        conflicts.append(path)
-            encoded[rel] = data
+    encoded, conflicts = _check_existing(out_dir, plan, manifest, params)
     if conflicts:
         raise ValueError(
             f"out_dir={out_dir} already holds {len(conflicts)} file(s) that differ "
