@@ -3,7 +3,8 @@
 `render_scene` draws a small town seen from above: a road grid with
 sidewalks, lane markings and parked cars; buildings (rectangles and
 L-shapes, gabled or flat roofs, 5-20 m tall); paved yards; trees (textured
-crowns, 3-15 m); grass; clutter (containers, tarps, heaps). The class ids of
+crowns, 3-15 m); grass and hedges (low vegetation, up to 1.8 m); clutter
+(containers, tarps, heaps). The class ids of
 every pixel, the R,G,B,IR image and the normalised DSM come from the same
 objects, so the ground truth is exact at the object level (a car is its
 whole rectangle).
@@ -44,6 +45,7 @@ _PAVERS = ((0.60, 0.58, 0.54, 0.50), (0.64, 0.59, 0.52, 0.52))
 _GRASS = (0.27, 0.45, 0.17, 0.66)
 _DRY_GRASS = (0.46, 0.47, 0.25, 0.52)
 _TREE = (0.11, 0.28, 0.09, 0.58)
+_HEDGE = (0.17, 0.35, 0.12, 0.62)
 _GABLE_ROOFS = ((0.64, 0.30, 0.21, 0.44), (0.43, 0.21, 0.17, 0.34),
                 (0.23, 0.23, 0.27, 0.22), (0.52, 0.37, 0.29, 0.41))
 _FLAT_ROOFS = ((0.68, 0.68, 0.70, 0.60), (0.17, 0.17, 0.19, 0.17),
@@ -314,6 +316,30 @@ def _draw_trees(cv: _Canvas, target: float) -> None:
                  top * (0.55 + 0.45 * dome))
 
 
+def _draw_hedges(cv: _Canvas, target: float) -> None:
+    """Hedges: low vegetation 0.8-1.8 m tall, leafy like trees but lower
+    and thin; in ISPRS they are low vegetation, a classic tree confusion."""
+    rng, s, n = cv.rng, cv.s, cv.size
+    painted = 0
+    for _ in range(300):
+        if painted >= target * n * n:
+            break
+        long_, thick = int(rng.uniform(50, 160) * s), int(rng.uniform(8, 14) * s)
+        h, w = (long_, thick) if rng.random() < 0.5 else (thick, long_)
+        sl = cv.box(int(rng.integers(0, n)), int(rng.integers(0, n)), h, w)
+        mask = (cv.labels[sl] == LOW_VEG) & ~cv.road[sl]
+        if mask.size == 0 or mask.mean() < 0.8:
+            continue
+        yy = np.arange(sl[0].start, sl[0].stop, dtype=np.float32)[:, None] - sl[0].start
+        xx = np.arange(sl[1].start, sl[1].stop, dtype=np.float32)[None, :] - sl[1].start
+        across = (yy / max(h - 1, 1)) if h < w else (xx / max(w - 1, 1))
+        dome = np.sqrt(np.clip(1 - (2 * across - 1) ** 2, 0, 1))
+        texture = (1 + 0.18 * cv.leaf[sl] + 0.08 * cv.fine[sl]) * (0.8 + 0.2 * dome)
+        cv.paint(sl, mask, LOW_VEG, _jitter(rng, _HEDGE, 0.08), texture,
+                 rng.uniform(0.8, 1.8) * (0.6 + 0.4 * dome))
+        painted += int(np.count_nonzero(mask))
+
+
 def _draw_yards(cv: _Canvas, target: float) -> None:
     rng, s, n = cv.rng, cv.s, cv.size
     for _ in range(300):
@@ -430,6 +456,7 @@ def render_scene(size: int, rng: np.random.Generator, *,
     _draw_buildings(cv, targets[BUILDING])
     _draw_trees(cv, targets[TREE])
     _draw_yards(cv, targets[IMPERVIOUS] + targets[CAR])
+    _draw_hedges(cv, rng.uniform(0.015, 0.03))
     _draw_cars(cv, roads, targets[CAR])
     _draw_clutter(cv, targets[CLUTTER])
 
@@ -453,7 +480,8 @@ def render_scene(size: int, rng: np.random.Generator, *,
     image += 0.5
     rgbir = np.clip(image, 0, 255, out=image).astype(np.uint8)
 
-    ndsm = np.clip(cv.height + 0.03 * cv.fine, 0, None).astype(np.float32)
+    # Like a DSM from image matching: edges smeared by a pixel, some noise.
+    ndsm = np.clip(_box_blur(cv.height, 1) + 0.05 * cv.fine, 0, None).astype(np.float32)
     terrain = (34 + 1.5 * _value_noise(rng, size, size, size / 2) +
                np.float32(rng.uniform(-2, 2)) * yy)
     return Scene(labels=cv.labels, rgbir=rgbir, ndsm=ndsm,
