@@ -36,9 +36,14 @@ def main(argv):
     del argv
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from core.data import pipeline  # pylint: disable=import-outside-toplevel
-    from layers import UNet  # pylint: disable=import-outside-toplevel
+    from layers import UNet, count_parameters  # pylint: disable=import-outside-toplevel
     from train_loop import controller, workdir as workdir_lib  # pylint: disable=import-outside-toplevel
     from train_loop.config import experiment_name, to_dict  # pylint: disable=import-outside-toplevel
+
+    # --- strategy first: multi-worker collectives must be set up before any op ---
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = train_flags.make_strategy(FLAGS.strategy)
 
     # --- data and config: user errors end here with one message ---
     try:
@@ -65,6 +70,12 @@ def main(argv):
     model_kwargs = dict(num_classes=len(info["class_names"]),
                         in_channels=info["in_channels"], **to_dict(config.model))
     try:
+        side = 2 ** config.model.depth  # variables do not depend on the image size
+        probe = UNet(**model_kwargs)
+        probe(tf.zeros([1, side, side, info["in_channels"]]), training=False)
+        workdir_lib.check_writable(workdir, workdir_lib.estimate_run_bytes(
+            sum(count_parameters(probe)), config.loop.keep_checkpoints,
+            pipe_cfg.shuffle_buffer, pipe_cfg.patch_size, info["in_channels"]))
         workdir_lib.write_config(
             workdir, {"model": model_kwargs, "data": info, "train": to_dict(config),
                       "pipeline": to_dict(pipe_cfg), "experiment_name": name},
@@ -75,11 +86,8 @@ def main(argv):
                  "resuming" if existing else "new", workdir, config.loop.train_steps,
                  steps_per_epoch, config.model.policy)
 
-    # --- model and strategy ---
+    # --- model ---
     tf.random.set_seed(FLAGS.seed)
-    if FLAGS.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    strategy = train_flags.make_strategy(FLAGS.strategy)
 
     def model_fn():
         # Synchronised batch norm when there are several replicas, so the

@@ -173,19 +173,27 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     # --- restore: the newest readable `latest` checkpoint, if any ---
     # `latest` holds the data iterator too (its position and shuffle buffer),
     # so a resumed run sees the batches the interrupted one would have seen;
-    # `best` holds the training state only.
+    # `best` holds the training state only. Every worker saves (saving reads
+    # replica-synchronised variables, a collective), but only the chief into
+    # the workdir; all of them restore from the chief's files.
+    chief = is_chief(strategy)
+    write_root = workdir if chief else worker_dir(workdir, strategy)
+    latest_ckpt = state.checkpoint(data=iterator)
     latest = tf.train.CheckpointManager(
-        state.checkpoint(data=iterator), workdir_lib.checkpoint_dir(workdir, "latest"),
+        latest_ckpt, workdir_lib.checkpoint_dir(write_root, "latest"),
         max_to_keep=loop_cfg.keep_checkpoints)
     best = tf.train.CheckpointManager(
-        state.checkpoint(), workdir_lib.checkpoint_dir(workdir, "best"), max_to_keep=1)
-    restored = workdir_lib.restore_latest(latest.checkpoint, latest, log=log)
+        state.checkpoint(), workdir_lib.checkpoint_dir(write_root, "best"), max_to_keep=1)
+    chief_latest = latest if chief else tf.train.CheckpointManager(
+        latest_ckpt, workdir_lib.checkpoint_dir(workdir, "latest"), max_to_keep=None)
+    restored = workdir_lib.restore_latest(latest_ckpt, chief_latest, log=log)
     start_step = int(state.step.numpy())
     if restored:
         log(f"resumed from {restored} at step {start_step}")
-    summary_batch = next(iter(eval_dataset_fn(None).take(1)))
-    writers = {split: tf.summary.create_file_writer(workdir_lib.tensorboard_dir(workdir, split))
+    writers = {split: (tf.summary.create_file_writer(workdir_lib.tensorboard_dir(workdir, split))
+                       if chief else tf.summary.create_noop_writer())
                for split in ("train", "validation")}
+    summary_batch = next(iter(eval_dataset_fn(None).take(1)))
 
     @tf.function
     def evaluate_dataset():
@@ -270,8 +278,28 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     summary = {"step": step, "best_mean_iou": float(state.best_metric.numpy()),
                "validation": last_eval, "stopped_early": stopped_early,
                "seconds": time.perf_counter() - run_start}
-    workdir_lib.mark_finished(workdir, summary)
+    if chief:
+        workdir_lib.mark_finished(workdir, summary)
     return summary
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True on the one worker that writes checkpoints and summaries (the
+    only worker outside multi-worker training)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type in (None, "chief"):
+        return True
+    return (task_type == "worker" and task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_dir(workdir: str, strategy: tf.distribute.Strategy) -> str:
+    """Where a non-chief worker writes its own (never read) checkpoints."""
+    resolver = strategy.cluster_resolver
+    return os.path.join(workdir, "workers", f"{resolver.task_type}_{resolver.task_id}")
 
 
 def after_evaluation(state: TrainState, mean_iou: float, step: int,

@@ -22,6 +22,7 @@ import datetime
 import glob
 import json
 import os
+import shutil
 from typing import Optional, Tuple
 
 import tensorflow as tf
@@ -73,6 +74,46 @@ def resolve_workdir(root: str, name: str, *, explicit: Optional[str] = None,
         return candidates[-1], True
     stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%Hh%Mmn")
     return os.path.join(root, f"{name}-{stamp}"), False
+
+
+def check_writable(workdir: str, need_bytes: int) -> None:
+    """Fails before training, not at the first checkpoint, when the workdir
+    cannot be written or its disk is too full.
+
+    Args:
+      workdir: the run's folder (created when missing).
+      need_bytes: an estimate of what the run will write (see
+        `estimate_run_bytes`).
+
+    Raises:
+      WorkdirError: naming the folder, and the free and needed space.
+    """
+    probe = os.path.join(workdir, ".write_probe")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with open(probe, "w", encoding="utf-8") as f:
+            f.write("ok")
+        os.remove(probe)  # our own probe file, nothing of the user's
+    except OSError as err:
+        raise WorkdirError(f"workdir {workdir} is not writable ({err.strerror or err}); "
+                           f"choose another --workdir or --workdir_root") from err
+    free = shutil.disk_usage(workdir).free
+    if free < need_bytes:
+        raise WorkdirError(
+            f"workdir {workdir}: {free / 2**20:.0f} MiB free on its disk, but the run "
+            f"needs about {need_bytes / 2**20:.0f} MiB (checkpoints with the data "
+            f"iterator, summaries); free space, lower --keep_checkpoints or "
+            f"--shuffle_buffer, or choose another --workdir")
+
+
+def estimate_run_bytes(num_parameters: int, keep_checkpoints: int, shuffle_buffer: int,
+                       patch_size: int, channels: int) -> int:
+    """Disk a run writes: `keep + 1` latest checkpoints (weights, momentum
+    and the data iterator's shuffle buffer of float32 patches), one best
+    checkpoint, and 64 MiB for summaries and configs."""
+    state = num_parameters * 4 * 2
+    data = shuffle_buffer * patch_size * patch_size * (channels * 4 + 1)
+    return (keep_checkpoints + 1) * (state + data) + state + 64 * 2**20
 
 
 def write_config(workdir: str, config: dict, flags_text: str = "") -> None:
@@ -162,7 +203,9 @@ def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpoint
         try:
             checkpoint.read(path).assert_existing_objects_matched()
             return path
-        except (tf.errors.OpError, ValueError, AssertionError) as err:
+        except Exception as err:  # pylint: disable=broad-except
+            # A damaged file surfaces as OpError, IndexError ("read less
+            # bytes"), ValueError or a mismatch assertion: all mean unusable.
             log(f"WARNING: checkpoint {path} is unreadable "
                 f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
                 f"trying the previous one")
