@@ -33,6 +33,9 @@ flags.register_validator("size", lambda v: v is not None and v >= synthetic.MIN_
                          f"--size must be an integer >= {synthetic.MIN_SIZE} "
                          "(pixels per tile side; objects need room)")
 
+flags.register_validator("seed", lambda v: v is not None and v >= 0,
+                         "--seed must be an integer >= 0")
+
 FLAGS = flags.FLAGS
 
 

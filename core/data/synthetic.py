@@ -663,6 +663,8 @@ def make_demo_dataset(out_dir: str, dataset: str = "potsdam", tiles: int = 8,
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < MIN_SIZE:
         raise ValueError(f"size={size!r}: expected an integer >= {MIN_SIZE} (pixels "
                          "per tile side; objects need room).")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r}: expected an integer >= 0.")
     log = log or (lambda _: None)
     names = demo_tiles(dataset, int(tiles))
     out_dir = os.fspath(out_dir)

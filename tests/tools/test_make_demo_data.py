@@ -66,6 +66,7 @@ class MakeDemoDataBinaryTest(tf.test.TestCase):
         cases = [(["--tiles=0"], "--tiles must be an integer >= 1"),
                  (["--size=64"], "--size must be an integer >= 256"),
                  (["--dataset=vaihingen"], "value should be one of <potsdam|inria>"),
+                 (["--seed=-3"], "--seed must be an integer >= 0"),
                  ([], "--out")]
         for extra, message in cases:
             args = ([f"--out={os.path.join(self.dir, 'x')}"] if extra else []) + extra

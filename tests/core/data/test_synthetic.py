@@ -235,6 +235,7 @@ class DeterminismAndArgsTest(tf.test.TestCase, parameterized.TestCase):
         (dict(tiles=0), "tiles=0: expected an integer >= 1"),
         (dict(size=100), "size=100: expected an integer >= 256"),
         (dict(size=512.0), "size=512.0"),
+        (dict(seed=-1), "seed=-1: expected an integer >= 0"),
         (dict(dataset="vaihingen"), "dataset='vaihingen'"))
     def test_bad_arguments(self, kwargs, message):
         args = dict(dataset="potsdam", tiles=1, size=256, seed=0, log=None)
