@@ -1,7 +1,7 @@
 """Forward+backward throughput of our UNet against the same net in Keras.
 
   TF_CPP_MIN_LOG_LEVEL=2 python -m benchmarks.bench_unet [--batch 8 --size 256
-      --filters 32 --depth 4 --rounds 3 --warmup 1 --dtypes float32,mixed_bfloat16]
+      --filters 32 --depth 4 --rounds 2 --warmup 0 --dtypes float32,mixed_bfloat16]
 
 Builds UNet(filters, depth, residual=True, center="conv", 2 classes, RGB)
 with `layers.UNet` and the same architecture from `tf.keras.layers` (Keras
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--filters", type=int, default=32)
     parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=0,
                         help="untimed steps after the first (tracing) one")
     parser.add_argument("--dtypes", default="float32,mixed_bfloat16")
