@@ -21,7 +21,8 @@ and transformed back.
 Two implementations of the same maths:
   * `TilePredictor` (NumPy accumulation, the model in one `tf.function` per
     batch of windows): for the tools; memory bounded, see `peak_memory_bytes`.
-  * `predict_tile_graph` (all TensorFlow ops, for a SavedModel signature).
+  * `predict_tile_graph` (all TensorFlow ops, for a SavedModel signature;
+    windows framed and folded with `tf.signal`).
 """
 from __future__ import annotations
 
@@ -294,10 +295,13 @@ def predict_tile_graph(model: ModelFn, image: tf.Tensor, *, window: int,
     """The same prediction as `TilePredictor`, in TensorFlow ops only.
 
     For SavedModel signatures: traceable with an unknown H, W. The grid is
-    built on a reflected canvas (about the tile plus a margin), windows are
-    gathered in batches inside a `tf.while_loop`, and weighted probabilities
-    plus the weight (one extra channel) are scatter-added into a
-    [Hc,Wc,K+1] accumulator.
+    built on a reflected canvas [Hc,Wc,C] (the tile plus a margin). Each row
+    of windows is cut from its strip with `tf.signal.frame`, predicted in
+    batches, weighted, and folded into a strip [S,K+1,Wc] (probabilities and
+    the weight as one extra channel) with `tf.signal.overlap_and_add`; the
+    strips of all rows are then folded along y the same way. No step copies
+    the whole accumulator per window (as a scatter-add loop would): memory is
+    about the canvas plus S/stride times the [Hc,Wc,K+1] accumulator.
 
     Args:
       image: [H,W,C] any real dtype (cast to float32).
@@ -314,7 +318,7 @@ def predict_tile_graph(model: ModelFn, image: tf.Tensor, *, window: int,
     weights = tf.constant(window_weights(window, min_weight)[:, :, None])
     image = tf.cast(image, tf.float32)
     shape = tf.shape(image)
-    height, width = shape[0], shape[1]
+    height, width, channels = shape[0], shape[1], image.shape[-1]
 
     def axis(length):
         count = 1 + tf.maximum(0, (length + 2 * margin - window + stride - 1) // stride)
@@ -327,28 +331,37 @@ def predict_tile_graph(model: ModelFn, image: tf.Tensor, *, window: int,
     rows = reflect_indices_tf(tf.range(canvas_h) - off_y, height)
     cols = reflect_indices_tf(tf.range(canvas_w) - off_x, width)
     canvas = tf.gather(tf.gather(image, rows, axis=0), cols, axis=1)
-    ys, xs = tf.meshgrid(tf.range(ny) * stride, tf.range(nx) * stride, indexing="ij")
-    starts = tf.stack([tf.reshape(ys, [-1]), tf.reshape(xs, [-1])], axis=1)
-    total = ny * nx
-    grid = tf.stack(tf.meshgrid(tf.range(window), tf.range(window), indexing="ij"), -1)
+    num_batches = (nx + batch_size - 1) // batch_size
 
-    def body(first, acc):
-        chunk = starts[first:tf.minimum(first + batch_size, total)]
-        indices = chunk[:, None, None, :] + grid[None]            # [B,S,S,2]
-        windows = tf.gather_nd(canvas, indices)                    # [B,S,S,C]
+    def predict_batch(windows):                                    # [B,S,S,C]
         probs = None
         for k in tta:
             logits = model(dihedral(windows, k), training=False)
             p = inverse_dihedral(tf.nn.softmax(tf.cast(logits, tf.float32)), k)
             probs = p if probs is None else probs + p
         probs = probs / len(tta)
-        ones = tf.ones_like(probs[..., :1])
-        update = tf.concat([probs, ones], axis=-1) * weights[None]
-        return first + batch_size, tf.tensor_scatter_nd_add(acc, indices, update)
+        return tf.concat([probs, tf.ones_like(probs[..., :1])], -1) * weights[None]
 
-    acc = tf.zeros(tf.stack([canvas_h, canvas_w, num_classes + 1]))
-    _, acc = tf.while_loop(lambda first, _: first < total, body,
-                           [tf.constant(0), acc])
+    def predict_row(y):
+        strip = canvas[y * stride:y * stride + window]              # [S,Wc,C]
+        windows = tf.transpose(tf.signal.frame(strip, window, stride, axis=1),
+                               [1, 0, 2, 3])                       # [nx,S,S,C]
+        padded = tf.pad(windows, [[0, num_batches * batch_size - nx], [0, 0], [0, 0],
+                                  [0, 0]])
+        batches = tf.reshape(padded, [num_batches, batch_size, window, window, channels])
+        out = tf.map_fn(predict_batch, batches, parallel_iterations=1,
+                        fn_output_signature=tf.TensorSpec(
+                            [batch_size, window, window, num_classes + 1], tf.float32))
+        out = tf.reshape(out, [-1, window, window, num_classes + 1])[:nx]
+        # [nx,Sy,Sx,K+1] -> [Sy,K+1,nx,Sx] -> fold x -> [Sy,K+1,Wc]
+        return tf.signal.overlap_and_add(tf.transpose(out, [1, 3, 0, 2]), stride)
+
+    strips = tf.map_fn(predict_row, tf.range(ny), parallel_iterations=1,
+                       fn_output_signature=tf.TensorSpec([window, num_classes + 1, None],
+                                                         tf.float32))
+    # [ny,Sy,K+1,Wc] -> [K+1,Wc,ny,Sy] -> fold y -> [K+1,Wc,Hc] -> [Hc,Wc,K+1]
+    acc = tf.transpose(tf.signal.overlap_and_add(tf.transpose(strips, [2, 3, 0, 1]), stride),
+                       [2, 1, 0])
     acc = acc[off_y:off_y + height, off_x:off_x + width]
     return acc[..., :-1] / acc[..., -1:]
 
