@@ -170,9 +170,10 @@ def main():
         child = subprocess.run([sys.executable, "-m", "benchmarks.bench_inference",
                                 "--memory_child"], capture_output=True, text=True, check=True)
         m = json.loads(child.stdout.strip().splitlines()[-1])
+        stated = m["stated"]
         print(f"memory, 6000x6000x5 uint8 tile, window 512, batch 4, K={NUM_CLASSES}, 1x1 model: "
-              f"stated {m['stated']['total'] / 2**30:.3f} GiB (accumulators "
-              f"{m['stated']['accumulators'] / 2**30:.3f} + batch {m['stated']['batch'] / 2**20:.0f}"
+              f"stated {stated['total'] / 2**30:.3f} GiB (accumulators "
+              f"{stated['accumulators'] / 2**30:.3f} + batch {stated['batch'] / 2**20:.0f}"
               f" MiB); measured peak RSS growth {m['measured_growth'] / 2**30:.3f} GiB "
               f"(input tile {m['tile_bytes'] / 2**20:.0f} MiB held by the caller, not counted; "
               f"{m['seconds']:.1f} s)")

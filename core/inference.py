@@ -167,6 +167,14 @@ def peak_memory_bytes(height: int, width: int, channels: int, num_classes: int,
 class TilePredictor:
     """Predicts whole tiles with a model of windows (the tf.function is reused).
 
+    Windows are cast to float32 one batch at a time, so the tile stays in its
+    own dtype (uint8 for 5 bands of 6000x6000: 180 MB). Peak memory beyond the
+    tile and the model's activations: the float32 accumulators [H,W,K] and
+    [H,W] plus one batch (`peak_memory_bytes`): 1.03 GiB for a 6000x6000x5
+    tile, K=6, window 512, batch 4 (measured by benchmarks/bench_inference.py).
+    A tile smaller than a window is reflected up to the window (module
+    docstring); its output has the tile's own size.
+
     Args:
       model: callable `model(images [N,S,S,C] float32, training=False)` ->
         logits [N,S,S,K] (float32 or any float; softmax runs in float32).
@@ -189,17 +197,14 @@ class TilePredictor:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         _stride_margin(window, overlap)
         self.model, self.window, self.overlap = model, window, overlap
-        self.batch_size = batch_size
-        self.tta = parse_tta(tta)
+        self.batch_size, self.tta = batch_size, parse_tta(tta)
         self.weights = window_weights(window, min_weight)
-        self._fn = None
-        self._channels = None
+        self._fn = self._channels = None
 
     def _window_fn(self, channels: int):
         """The traced per-batch function: windows -> weighted probabilities."""
         if self._fn is None or self._channels != channels:
-            weights = tf.constant(self.weights[None, :, :, None])
-            tta = self.tta
+            weights, tta = tf.constant(self.weights[None, :, :, None]), self.tta
 
             @tf.function(input_signature=[tf.TensorSpec(
                 [None, self.window, self.window, channels], tf.float32)])
@@ -320,11 +325,10 @@ def predict_tile_graph(model: ModelFn, image: tf.Tensor, *, window: int,
     shape = tf.shape(image)
     height, width, channels = shape[0], shape[1], image.shape[-1]
 
-    def axis(length):
+    def axis(length):  # window count, canvas length, offset of the tile in it
         count = 1 + tf.maximum(0, (length + 2 * margin - window + stride - 1) // stride)
         canvas = (count - 1) * stride + window
-        offset = (canvas - length) // 2
-        return count, canvas, offset
+        return count, canvas, (canvas - length) // 2
 
     ny, canvas_h, off_y = axis(height)
     nx, canvas_w, off_x = axis(width)
