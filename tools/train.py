@@ -41,6 +41,7 @@ def main(argv):
     from train_loop.config import experiment_name, to_dict  # pylint: disable=import-outside-toplevel
 
     # --- strategy first: multi-worker collectives must be set up before any op ---
+    tf.random.set_seed(FLAGS.seed)
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = train_flags.make_strategy(FLAGS.strategy)
@@ -86,7 +87,7 @@ def main(argv):
                  "resuming" if existing else "new", workdir, config.loop.train_steps,
                  steps_per_epoch, config.model.policy)
 
-    # --- model ---
+    # --- model (re-seeded: the initial weights do not depend on the probe above) ---
     tf.random.set_seed(FLAGS.seed)
 
     def model_fn():

@@ -146,7 +146,6 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
                                   precision.DynamicLossScale.for_policy(policy),
                                   plateau, early)
         train_cm = metrics_lib.ConfusionMatrix(num_classes)
-        eval_cm = metrics_lib.ConfusionMatrix(num_classes)
         # Build the lazy variables and slots in cross-replica context so that
         # a restore is immediate and strategy.run never creates variables.
         sample = next(iter(eval_dataset_fn(None).take(1)))
@@ -161,13 +160,21 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
         model, loss_fn, optimizer, schedule=_make_schedule(config),
         step_counter=state.step, loss_scale=state.loss_scale,
         clip_norm=optim_cfg.clip_norm, metrics=train_cm)
+    # Across several workers each one evaluates the whole validation set
+    # itself: sharded tiles give workers unequal batch counts, which
+    # collectives cannot take, and identical scores keep the plateau and
+    # early-stopping decisions identical on every worker.
+    multi_worker = _num_workers(strategy) > 1
+    with (tf.init_scope() if multi_worker else strategy.scope()):
+        eval_cm = metrics_lib.ConfusionMatrix(num_classes)
     eval_step = steps_lib.make_eval_step(model, loss_fn, eval_cm)
     dist_train_step = steps_lib.distribute_step(strategy, train_step)
-    dist_eval_step = steps_lib.distribute_step(strategy, eval_step)
+    run_eval_step = eval_step if multi_worker else steps_lib.distribute_step(strategy, eval_step)
 
     # --- data ---
     train_ds = strategy.distribute_datasets_from_function(train_dataset_fn)
-    eval_ds = strategy.distribute_datasets_from_function(eval_dataset_fn)
+    eval_ds = (eval_dataset_fn(None) if multi_worker
+               else strategy.distribute_datasets_from_function(eval_dataset_fn))
     iterator = iter(train_ds)
 
     # --- restore: the newest readable `latest` checkpoint, if any ---
@@ -178,7 +185,10 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     # the workdir; all of them restore from the chief's files.
     chief = is_chief(strategy)
     write_root = workdir if chief else worker_dir(workdir, strategy)
-    latest_ckpt = state.checkpoint(data=iterator)
+    # tf.distribute's multi-replica iterators cannot be checkpointed: there
+    # the data position is restored by replaying the (seeded) stream.
+    data_in_checkpoint = isinstance(iterator, tf.__internal__.tracking.Trackable)
+    latest_ckpt = state.checkpoint(data=iterator) if data_in_checkpoint else state.checkpoint()
     latest = tf.train.CheckpointManager(
         latest_ckpt, workdir_lib.checkpoint_dir(write_root, "latest"),
         max_to_keep=loop_cfg.keep_checkpoints)
@@ -190,6 +200,10 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     start_step = int(state.step.numpy())
     if restored:
         log(f"resumed from {restored} at step {start_step}")
+    if restored and not data_in_checkpoint:
+        log(f"replaying the input stream to batch {start_step} (exact with --deterministic)")
+        iterator = iter(strategy.distribute_datasets_from_function(
+            lambda ctx: train_dataset_fn(ctx).skip(start_step)))
     writers = {split: (tf.summary.create_file_writer(workdir_lib.tensorboard_dir(workdir, split))
                        if chief else tf.summary.create_noop_writer())
                for split in ("train", "validation")}
@@ -199,7 +213,7 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     def evaluate_dataset():
         total, count = tf.constant(0.0), tf.constant(0.0)
         for batch in eval_ds:
-            total += dist_eval_step(batch)["loss"]
+            total += run_eval_step(batch)["loss"]
             count += 1.0
         return tf.math.divide_no_nan(total, count)
 
@@ -294,6 +308,14 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     return (task_type == "worker" and task_id == 0
             and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _num_workers(strategy: tf.distribute.Strategy) -> int:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return max(1, len(spec.get("worker", [])) + len(spec.get("chief", [])))
 
 
 def worker_dir(workdir: str, strategy: tf.distribute.Strategy) -> str:

@@ -88,7 +88,8 @@ def check_writable(workdir: str, need_bytes: int) -> None:
     Raises:
       WorkdirError: naming the folder, and the free and needed space.
     """
-    probe = os.path.join(workdir, ".write_probe")
+    # Per process: workers of one multi-worker run probe the same folder.
+    probe = os.path.join(workdir, f".write_probe.{os.getpid()}")
     try:
         os.makedirs(workdir, exist_ok=True)
         with open(probe, "w", encoding="utf-8") as f:
@@ -217,7 +218,7 @@ def _jsonable(value):
 
 
 def _atomic_write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # workers may write the same file at once
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
