@@ -411,7 +411,7 @@ def _draw_clutter(cv: _Canvas, target: float) -> None:
         color = _jitter(rng, _CLUTTER[rng.integers(len(_CLUTTER))], 0.1)
         if rng.random() < 0.5:   # container / tarp with ribs
             mask = np.ones((h, w), bool)
-            texture = 1 + 0.12 * np.sign(np.sin(2 * np.pi * xx / (6 * s))) + 0 * yy
+            texture = 1 + 0.12 * np.sign(np.sin(2 * np.pi * xx / (6 * s)))
             height = rng.uniform(0.8, 2.8)
         else:                     # heap: elliptic, rough
             e = ((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2
