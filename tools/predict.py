@@ -15,6 +15,7 @@ skipped (exit status 1). One tools.* binary per process (absl flags are global).
 import dataclasses
 import glob
 import os
+import re
 
 from absl import app, flags, logging
 
@@ -51,31 +52,30 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int):
     """The tile as the model's bands, [H,W,C] (uint8 or float32)."""
     import numpy as np
     from core.data import tiles
-    image = tiles.read_image(path)
-    want = list(info["bands"])
+    image, want = tiles.read_image(path), list(info["bands"])
     optical = [b for b in want if b.upper() in tiles.BAND_TOKENS]
-    heights = [b for b in want if b.upper() not in tiles.BAND_TOKENS]
+    heights = [b for b in want if b.upper() not in tiles.BAND_TOKENS]  # nDSM, DSM
     if bands:
         image = tiles.select_bands(image, bands, optical, path=path)
-    elif image.shape[-1] == len(want) and not elevation:
-        return image
-    elif image.shape[-1] != len(optical) or not heights:
+    elif image.shape[-1] != len(want):
         raise ValueError(
             f"{path}: has {image.shape[-1]} bands but the model takes {len(want)} "
             f"({', '.join(want)}); give --bands=<this file's bands, e.g. RGBIR> to pick "
             f"them" + (f" and --elevation=FILE|DIR for {heights[0]}" if heights else ""))
-    if not heights:
+    if not bands or not heights:
         if elevation:
-            raise ValueError(f"--elevation given but the model takes no elevation "
-                             f"band (bands {', '.join(want)})")
+            raise ValueError(f"--elevation needs --bands and a model with an elevation "
+                             f"band (it takes {', '.join(want)})")
         return image
     if not elevation:
-        raise ValueError(f"{path}: the model also takes {heights[0]}; give "
-                         f"--elevation=FILE|DIR")
+        raise ValueError(f"{path}: the model also takes {heights[0]}; give --elevation")
     source, stem = elevation, tiles.tile_stem(path)
-    if os.path.isdir(elevation):
-        found = [p for p in tiles.list_images(elevation) if tiles.tile_stem(p) == stem]
-        source = str(found[0]) if found else f"{elevation}/{stem}.tif (not found)"
+    if os.path.isdir(elevation):  # same stem, or the same numbers (Potsdam's 2_13 / 02_13)
+        ids = lambda p: [int(n) for n in re.findall(r"\d+", tiles.tile_stem(p))]  # noqa: E731
+        found = [p for p in tiles.list_images(elevation) if tiles.tile_stem(p) == stem
+                 or ids(p) == ids(path) != []]
+        source = str(found[0]) if len(found) == 1 else f"{elevation}/{stem}.tif (" + (
+            "not found)" if not found else f"{len(found)} rasters match)")
     elif num_inputs > 1:
         raise ValueError(f"--elevation={elevation} is one file but --input matched "
                          f"{num_inputs} tiles; give a folder")

@@ -20,6 +20,7 @@ from train_loop import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PALETTE = [(255, 255, 255), (0, 0, 255), (0, 255, 0)]
+B = "top_potsdam_2_11_RGBIR"  # the second tile, smaller than a window
 
 
 def make_workdir(root, bands=("R", "G", "B", "nDSM"), class_names=("road", "roof", "tree"),
@@ -59,14 +60,16 @@ def make_inputs(root):
     os.makedirs(elev_dir)
     arrays = {}
     for name, (h, w), origin in (("a", (50, 70), (366000.0, 5808000.0)),
-                                 ("b", (20, 13), (366100.0, 5808100.0))):
+                                 (B, (20, 13), (366100.0, 5808100.0))):
         rgbir = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)  # R, G, B, IR
         height = rng.uniform(0, 10, (h, w)).astype(np.float32)
         if name == "a":
             height[3:5, 7:10] = np.nan
         geo = geotiff.make_geoinfo(25832, origin, 0.05)
         geotiff.write_geotiff(os.path.join(tiles_dir, f"{name}.tif"), rgbir, geo)
-        geotiff.write_geotiff(os.path.join(elev_dir, f"{name}.tif"), height, geo)
+        # "a" is matched by name; "b" like Potsdam's archive, by its tile numbers.
+        elev_name = "a" if name == "a" else "dsm_potsdam_02_11_normalized_lastools"
+        geotiff.write_geotiff(os.path.join(elev_dir, f"{elev_name}.tif"), height, geo)
         arrays[name] = (rgbir, height)
     with open(os.path.join(tiles_dir, "broken.tif"), "wb") as f:
         f.write(b"II*\x00 this is not a TIFF")
@@ -103,7 +106,7 @@ class PredictToolTest(tf.test.TestCase):
         self.assertIn("2 of 4 tile(s) failed", run.stderr)
         self.assertFalse(os.path.exists(os.path.join(out, "c_classes.tif")))
         self.assertRegex(run.stderr, r"a\.tif: 6 NaN/nodata heights")
-        for name in ("a", "b"):
+        for name in ("a", B):
             rgbir, height = self.arrays[name]
             want = inference.predict_tile(self.model, expected_input(rgbir, height), window=32,
                                           overlap=0.25, tta="flips")
