@@ -8,9 +8,9 @@ Per tile: <stem>_classes.tif (uint8 ids, the input's CRS and geotransform),
 <stem>_colour.png (palette), with --save_probabilities <stem>_probabilities.tif
 (uint8, probability * 255, one band per class). An input holds exactly the
 model's bands, or names its own with --bands; a non-optical model band (nDSM,
-DSM) comes from --elevation (file, or folder matched by tile name), NaN/nodata
-heights filled with the mean and reported. Unreadable files are reported and
-skipped (exit status 1). One tools.* binary per process (absl flags are global).
+DSM) then comes from --elevation (a file, or a folder matched by tile name or
+numbers), NaN/nodata heights filled with the mean and reported. Unreadable
+files are reported and skipped (exit 1). One tools.* binary per process.
 """
 import dataclasses
 import glob
