@@ -9,7 +9,8 @@ exponentially from --min_lr to --max_lr (here the ends of the sweep, not the
 training meanings), stops when the smoothed loss diverges, prints the
 suggested max lr and writes lr_find.csv, lr_find.png and TensorBoard scalars
 to --output_dir (default WORKDIR_ROOT/lr_find-<experiment name>). No
-checkpoint or training run is touched.
+checkpoint or training run is touched. tools.train's flag rules apply (e.g.
+one of --epochs/--train_steps), so a training flag file works unchanged.
 """
 import os
 
