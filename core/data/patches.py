@@ -26,6 +26,10 @@ import tensorflow as tf
 
 from core.data.labels import IGNORE_INDEX
 
+# Philox explicitly: "auto_select" may pick another algorithm under XLA or
+# on another device, and results must not depend on where they run.
+PHILOX = "philox"
+
 
 def _check(size: int, stride: int) -> None:
     if int(size) < 1:
@@ -107,7 +111,7 @@ def random_windows(seed, height, width, size: int, count: int) -> tf.Tensor:
     """
     limits = tf.stack([tf.cast(height, tf.int32) - size + 1,
                        tf.cast(width, tf.int32) - size + 1])
-    u = tf.random.stateless_uniform([count, 2], seed=seed)
+    u = tf.random.stateless_uniform([count, 2], seed=tf.cast(seed, tf.int32), alg=PHILOX)
     # floor(u * n) with u in [0,1) is uniform on 0..n-1.
     return tf.minimum(tf.cast(u * tf.cast(limits, tf.float32), tf.int32),
                       limits - 1)

@@ -46,10 +46,14 @@ import numpy as np
 import tensorflow as tf
 
 from core.data import patches as patches_lib
-from core.data.augment import AugmentConfig, augment, channels_for_bands
+from core.data.augment import (AugmentConfig, augment, augment_patch,
+                                channels_for_bands)
 from core.data.tiles import parse_bands
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Philox explicitly: "auto_select" may pick another algorithm under XLA or
+# on another device, and the stream must not depend on where it runs.
+PHILOX = "philox"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,13 +257,23 @@ class _Store:
             tf.constant(np.concatenate(corners), tf.int32),
             [len(c) for c in corners])
 
-    def cut(self, tile, corners) -> tf.data.Dataset:
+    def cut(self, tile, corners, patch_fn=None) -> tf.data.Dataset:
+        """Windows of one tile; `patch_fn(j, image, label, elevation)` runs
+        on window j (the per-patch augmentation)."""
         image, label, elevation = tile
         s = self.size
-        return tf.data.Dataset.from_tensor_slices(corners).map(
-            lambda c: (patches_lib.cut_window(image, c, s),
-                       patches_lib.cut_window(label, c, s),
-                       patches_lib.cut_window(elevation, c, s)))
+
+        def window(j, c):
+            out = (patches_lib.cut_window(image, c, s),
+                   patches_lib.cut_window(label, c, s),
+                   patches_lib.cut_window(elevation, c, s))
+            return patch_fn(j, *out) if patch_fn is not None else out
+        return tf.data.Dataset.from_tensor_slices(corners).enumerate().map(window)
+
+
+def _seed(base: int, k) -> tf.Tensor:
+    """Stateless seed [2] int32 from a config seed and a stream position."""
+    return tf.stack([tf.constant(base % 2**31, tf.int32), tf.cast(k, tf.int32)])
 
 
 def _to_batch(image, label, elevation):
@@ -340,15 +354,35 @@ def train_dataset(cfg: PipelineConfig,
 
         def windows(k, i, hw):
             return patches_lib.random_windows(
-                tf.stack([tf.constant(seed, tf.int64), k]), hw[0], hw[1],
+                _seed(seed, k), hw[0], hw[1],
                 cfg.patch_size, count)
+
+    aug = cfg.augment
+    patch_fn = None
+    if aug is not None:
+        # Colour ops on the optical bands only; elevation never.
+        chan = channels_for_bands(store.plan["bands"])
+        aug = dataclasses.replace(
+            aug, rgb_channels=aug.rgb_channels if aug.rgb_channels is not None
+            else chan["rgb_channels"],
+            optical_channels=aug.optical_channels
+            if aug.optical_channels is not None else chan["optical_channels"])
+        if aug.flips or aug.rot90 or aug.gamma > 0:
+            # Flips, quarter turns and gamma per patch on uint8 (cheap), the
+            # rest per batch (see core.data.augment).
+            def patch_fn(k, j, image, label, elevation):
+                patch_seed = tf.random.experimental.stateless_fold_in(
+                    _seed(seed + 3, k), tf.cast(j, tf.int32), alg=PHILOX)
+                return augment_patch(image, label, elevation, aug, patch_seed)
+            aug = dataclasses.replace(aug, flips=False, rot90=False, gamma=0.0)
 
     def open_tile(k, element):
         if cfg.cache != "none":
             i, tile = element
         else:
             i, tile = element, store.read(element)
-        return store.cut(tile, windows(k, i, tf.shape(tile[1])))
+        fn = None if patch_fn is None else (lambda j, *t: patch_fn(k, j, *t))
+        return store.cut(tile, windows(k, i, tf.shape(tile[1])), fn)
 
     patches = tiles.interleave(open_tile, cycle_length=min(cfg.cycle_length, num_tiles),
                                block_length=1, num_parallel_calls=par,
@@ -359,22 +393,12 @@ def train_dataset(cfg: PipelineConfig,
     patches = patches.shuffle(cfg.shuffle_buffer, seed=seed + 1)
     batches = patches.batch(batch, drop_remainder=True).enumerate()
 
-    aug = cfg.augment
-    if aug is not None:
-        # Colour ops on the optical bands only; elevation never.
-        chan = channels_for_bands(store.plan["bands"])
-        aug = dataclasses.replace(
-            aug, rgb_channels=aug.rgb_channels if aug.rgb_channels is not None
-            else chan["rgb_channels"],
-            optical_channels=aug.optical_channels
-            if aug.optical_channels is not None else chan["optical_channels"])
-
     def finish(k, element):
         out = _to_batch(*element)
-        if aug is not None:
+        if aug is not None and (aug.spatial or aug.photometric):
             out["image"], out["label"] = augment(
                 out["image"], out["label"], aug,
-                tf.stack([tf.constant(seed + 2, tf.int64), k]))
+                _seed(seed + 2, k))
         return out
 
     batches = batches.map(finish, num_parallel_calls=par, deterministic=det)

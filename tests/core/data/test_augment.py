@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from core.data.augment import AugmentConfig, augment, channels_for_bands, warp
+from core.data.augment import (AugmentConfig, augment, augment_patch, channels_for_bands,
+                               warp)
 
 N = 15  # odd side: labels y*N+x stay below 255 (the ignore index)
 
@@ -28,7 +29,9 @@ def dihedral(a):
     return out
 
 
-NO_SPATIAL = dict(flips=False, rot90=False)
+# Plain TF ops in most tests (no XLA compile per config); XlaTest checks
+# that the compiled path gives the same numbers.
+NO_SPATIAL = dict(flips=False, rot90=False, xla=False)
 
 
 class SpatialAlignmentTest(tf.test.TestCase, parameterized.TestCase):
@@ -39,7 +42,7 @@ class SpatialAlignmentTest(tf.test.TestCase, parameterized.TestCase):
         ("flips_rot90", dict(flips=True, rot90=True), set(range(8))))
     def test_exact_dihedral_moves(self, kwargs, allowed):
         image, label = coordinate_patch(batch=16)
-        out_i, out_l = augment(image, label, AugmentConfig(**kwargs), seed=[7, 1])
+        out_i, out_l = augment(image, label, AugmentConfig(**kwargs, xla=False), seed=[7, 1])
         out_i, out_l = out_i.numpy(), out_l.numpy()
         seen = set()
         for b in range(16):
@@ -154,14 +157,25 @@ class PhotometricTest(tf.test.TestCase):
                             optical_channels=(0, 1, 2, 3))
         out, _ = augment(image, label, cfg, seed=[1, 1])
         self.assertAllClose(out, image, atol=1e-3)
-        # Hue alone: some shift d in [-0.2, 0.2] of tf.image.adjust_hue.
+        # Hue alone: a rotation by some angle in +-0.2 turn of the YIQ chroma
+        # plane (NumPy reference), luma kept.
+        yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                        [0.211, -0.523, 0.312]])
         rgb = np.random.default_rng(3).uniform(20, 230, (1, 8, 8, 3)).astype(np.float32)
         label = np.zeros((1, 8, 8), np.uint8)
         out, _ = augment(rgb, label, AugmentConfig(**NO_SPATIAL, hue=0.2), seed=[2, 2])
-        errors = [np.abs(tf.image.adjust_hue(rgb / 255, d).numpy() * 255 - out.numpy()).max()
-                  for d in np.linspace(-0.2, 0.2, 401)]
-        self.assertLess(min(errors), 0.5)
-        self.assertGreater(max(errors), 5.0)
+        out = out.numpy()
+
+        def rotate(turns):
+            c, s = np.cos(2 * np.pi * turns), np.sin(2 * np.pi * turns)
+            m = np.linalg.inv(yiq) @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]]) @ yiq
+            return np.clip(rgb @ m.T, 0, 255)
+        errors = [np.abs(rotate(d) - out).max() for d in np.linspace(-0.2, 0.2, 4001)]
+        self.assertLess(min(errors), 0.1)
+        self.assertGreater(errors[2000], 1.0)            # not the identity
+        unclipped = ((out > 0) & (out < 255)).all(-1)
+        self.assertGreater(unclipped.sum(), 32)
+        self.assertAllClose((out @ yiq[0])[unclipped], (rgb @ yiq[0])[unclipped], atol=0.05)
 
     def test_noise_statistics(self):
         rng = np.random.default_rng(0)
@@ -179,10 +193,58 @@ class PhotometricTest(tf.test.TestCase):
         self.assertLessEqual(out[..., :4].max(), 255.0)
 
 
+class PatchStageAndXlaTest(tf.test.TestCase):
+
+    def test_augment_patch_moves_all_three_and_applies_a_gamma_lut(self):
+        image = np.random.default_rng(4).integers(0, 256, (N, N, 3), dtype=np.uint8)
+        _, label = coordinate_patch()
+        elevation = label[0, ..., None].astype(np.float32) - 100.0
+        seen = set()
+        for s in range(12):
+            cfg = AugmentConfig(gamma=0.3 if s % 2 else 0.0)
+            out_i, out_l, out_e = (t.numpy() for t in augment_patch(
+                image, label[0], elevation, cfg, seed=[s, 5]))
+            self.assertEqual(out_i.dtype, np.uint8)
+            self.assertAllEqual(out_e[..., 0] + 100.0, out_l)   # elevation moves with label
+            d = [k for k, m in enumerate(dihedral(label[0])) if np.array_equal(m, out_l)]
+            self.assertLen(d, 1)
+            seen.add(d[0])
+            moved = dihedral(image)[d[0]].astype(np.float64)
+            if s % 2 == 0:
+                self.assertAllEqual(out_i, moved)
+            else:
+                # One exponent per patch: find it from the data, then every
+                # pixel must be round(255 (x/255)^g).
+                errors = {g: np.abs(np.round(255 * (moved / 255) ** g) - out_i).max()
+                          for g in np.linspace(0.7, 1.3, 601)}
+                self.assertLessEqual(min(errors.values()), 1.0)
+        self.assertGreater(len(seen), 3)
+
+    def test_affine_prob_splits_the_batch(self):
+        image, label = coordinate_patch(batch=8)
+        cfg = AugmentConfig(**NO_SPATIAL, rotate_deg=30.0, affine_prob=0.5)
+        out_i, out_l = augment(image, label, cfg, seed=[1, 1])
+        self.assertAllEqual(out_l[4:], label[4:])
+        self.assertAllEqual(out_i[4:], image[4:])
+        for b in range(4):
+            self.assertNotAllEqual(out_l[b], label[b])
+
+    def test_xla_matches_plain_ops(self):
+        kwargs = dict(rotate_deg=20, scale_range=(0.9, 1.1), crop=0.8, brightness=0.1,
+                      contrast=0.1, saturation=0.1, hue=0.05, gamma=0.1, noise_std=0.01,
+                      rgb_channels=(0, 1, 2), optical_channels=(0, 1, 2))
+        image, label = coordinate_patch(batch=4)
+        image = image * 10.0
+        a = augment(image, label, AugmentConfig(**kwargs, xla=True), seed=[2, 3])
+        b = augment(image, label, AugmentConfig(**kwargs, xla=False), seed=[2, 3])
+        self.assertAllClose(a[0], b[0], atol=1e-2)
+        self.assertAllEqual(a[1], b[1])
+
+
 class ReproducibilityAndErrorsTest(tf.test.TestCase):
 
     def test_seed_determines_everything(self):
-        cfg = AugmentConfig(rotate_deg=20, scale_range=(0.9, 1.1), crop=0.8, brightness=0.1,
+        cfg = AugmentConfig(xla=False, rotate_deg=20, scale_range=(0.9, 1.1), crop=0.8, brightness=0.1,
                             contrast=0.1, saturation=0.1, hue=0.05, gamma=0.1, noise_std=0.01)
         image, label = coordinate_patch(batch=3)
         image = image[..., :3] * 10
