@@ -60,7 +60,9 @@ def make_train_step(model, loss_fn, optimizer, *, schedule: Optional[Schedule] =
 
     Under `tf.distribute` the per-replica loss is divided by the number of
     replicas before differentiation, so summed gradients equal the gradient
-    of the global-batch mean.
+    of the global-batch mean for pixel-mean losses (cross-entropy, focal)
+    with equal valid pixels per replica; region losses (Jaccard, Dice,
+    Lovasz) are computed over each replica's batch and averaged.
 
     Args:
       model: callable `model(images, training=bool) -> logits [B,H,W,K]
