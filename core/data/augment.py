@@ -436,7 +436,8 @@ def augment_patch(image: tf.Tensor, label: tf.Tensor, elevation: tf.Tensor,
     if cfg.rot90:
         k = tf.random.stateless_uniform([], seed=seeds[0], minval=0, maxval=4,
                                         dtype=tf.int32, alg=PHILOX)
-        tensors = [tf.image.rot90(t, k) for t in tensors]
+        # (a band-less elevation [P,P,0] has nothing to turn: rot90 rejects it)
+        tensors = [t if t.shape[-1] == 0 else tf.image.rot90(t, k) for t in tensors]
     if cfg.flips:
         for axis, s in ((1, seeds[1]), (0, seeds[2])):
             flip = _unit([], s) < 0.5

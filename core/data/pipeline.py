@@ -367,14 +367,20 @@ def train_dataset(cfg: PipelineConfig,
             else chan["rgb_channels"],
             optical_channels=aug.optical_channels
             if aug.optical_channels is not None else chan["optical_channels"])
-        if aug.flips or aug.rot90 or aug.gamma > 0:
-            # Flips, quarter turns and gamma per patch on uint8 (cheap), the
-            # rest per batch (see core.data.augment).
+        # Per patch on uint8 (cheap): gamma by lookup table, and flips /
+        # quarter turns unless a warp runs anyway (rotation, zoom or crop:
+        # then they are folded into its matrix for free). The rest runs per
+        # batch (see core.data.augment).
+        warps = aug.rotate_deg > 0 or aug.scale_range != (1.0, 1.0) or aug.crop < 1.0
+        per_patch = dataclasses.replace(
+            aug, flips=aug.flips and not warps, rot90=aug.rot90 and not warps)
+        if per_patch.flips or per_patch.rot90 or aug.gamma > 0:
             def patch_fn(k, j, image, label, elevation):
                 patch_seed = tf.random.experimental.stateless_fold_in(
                     _seed(seed + 3, k), tf.cast(j, tf.int32), alg=PHILOX)
-                return augment_patch(image, label, elevation, aug, patch_seed)
-            aug = dataclasses.replace(aug, flips=False, rot90=False, gamma=0.0)
+                return augment_patch(image, label, elevation, per_patch, patch_seed)
+            aug = dataclasses.replace(aug, flips=aug.flips and warps,
+                                      rot90=aug.rot90 and warps, gamma=0.0)
 
     def open_tile(k, element):
         if cfg.cache != "none":
