@@ -42,8 +42,8 @@ flags.DEFINE_integer("batch_size", 50, "Batch size.")
 flags.DEFINE_integer("batches", 20, "Timed batches per round.")
 flags.DEFINE_integer("rounds", 2, "Alternating rounds (best one reported).")
 flags.DEFINE_boolean("memory", False, "Run the peak-memory measurement instead.")
-flags.DEFINE_list("memory_tiles", ["3", "12"], "--memory: store sizes (tiles of 5000x5000).")
-flags.DEFINE_integer("memory_batches", 60, "--memory: batches drawn per run.")
+flags.DEFINE_list("memory_tiles", ["6", "12"], "--memory: store sizes (tiles of 5000x5000).")
+flags.DEFINE_integer("memory_batches", 100, "--memory: batches drawn per run.")
 flags.DEFINE_string("child", None, "internal: run one memory measurement on this store.")
 FLAGS = flags.FLAGS
 
