@@ -19,9 +19,11 @@ Gaussian noise on the optical channels. Elevation channels are in neither
 list, so colour ops never touch heights (their rows are the identity, and
 they come out bit-exact). Values are raw band values in [0, value_range].
 
-The tf.data pipeline moves the cheap parts before batching on compact uint8
-patches (`augment_patch`: flips, quarter turns, gamma by lookup table) and
-runs `augment` on whole batches for the rest.
+Gamma runs first, on the raw values: for uint8 input through a 256-entry
+table per patch (a gather, not a pow per value). The tf.data pipeline feeds
+uint8 batches straight into the compiled function, so the cast fuses too.
+`augment_patch` is the same flips/quarter turns/gamma for one compact patch,
+for per-example pipelines.
 
 Randomness comes only from `tf.random.stateless_*` with seeds split from the
 `seed` argument, so a seed fully determines the result (the pipeline derives
@@ -319,10 +321,6 @@ def _photometric(image, seed, cfg: AugmentConfig):
     seeds = tf.random.experimental.stateless_split(seed, num=3, alg=PHILOX)
     opt_mask = tf.constant([1.0 if c in optical else 0.0 for c in range(num_channels)])
     vr = cfg.value_range
-    if cfg.gamma > 0:
-        g = _uniform(seeds[0], batch, max(0.05, 1 - cfg.gamma), 1 + cfg.gamma)
-        powered = vr * tf.pow(tf.clip_by_value(image / vr, 0.0, 1.0), g[:, None, None, None])
-        image = tf.where(opt_mask > 0, powered, image)
     if cfg.contrast > 0 or cfg.saturation > 0 or cfg.hue > 0 or cfg.brightness > 0:
         h, f, delta = colour_matrices(seeds[1], batch, num_channels, cfg)
         # y = H (f x + (1-f) m) + delta = A x + b, one pass over the pixels.
@@ -372,7 +370,8 @@ def augment(image: tf.Tensor, label: tf.Tensor, cfg: AugmentConfig,
     if image.shape.rank != 4 or label.shape.rank != 3:
         raise ValueError(f"augment expects image [H,W,C]/[B,H,W,C] and label "
                          f"[H,W]/[B,H,W], got {image.shape} and {label.shape}.")
-    image = tf.cast(image, tf.float32)
+    if not image.dtype.is_floating and not image.dtype.is_integer:
+        raise ValueError(f"augment expects a real image, got dtype {image.dtype}.")
     # int32 seeds: with int64 seeds XLA's Philox stream differs from the
     # CPU kernels', with int32 they agree (tested).
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int32)
@@ -386,14 +385,38 @@ def augment(image: tf.Tensor, label: tf.Tensor, cfg: AugmentConfig,
     if cfg.spatial or cfg.photometric:
         fn = _augment_xla if cfg.xla else _augment_batch
         image, label = fn(image, label, seed, cfg)
+    else:
+        image = tf.cast(image, tf.float32)
     if single:
         image, label = image[0], label[0]
     return image, label
 
 
+def _gamma(image, seed, cfg: AugmentConfig):
+    """x -> value_range * (x / value_range) ** g on the optical channels, one
+    g per patch; uint8 input through a 256-entry table per patch (a gather
+    instead of a pow per value). Returns float32."""
+    num_channels = image.shape[-1]
+    _, optical = _channels(cfg, num_channels)
+    opt = tf.constant([c in optical for c in range(num_channels)])
+    batch = tf.shape(image)[0]
+    vr = cfg.value_range
+    g = _uniform(seed, batch, max(0.05, 1 - cfg.gamma), 1 + cfg.gamma)
+    if image.dtype == tf.uint8:
+        levels = tf.clip_by_value(tf.range(256, dtype=tf.float32) / vr, 0.0, 1.0)
+        lut = vr * tf.pow(levels[None, :], g[:, None])                     # [B,256]
+        index = tf.cast(image, tf.int32) + 256 * tf.range(batch)[:, None, None, None]
+        powered = tf.gather(tf.reshape(lut, [-1]), index)
+    else:
+        powered = vr * tf.pow(tf.clip_by_value(image / vr, 0.0, 1.0), g[:, None, None, None])
+    return tf.where(opt, powered, tf.cast(image, tf.float32))
+
+
 def _augment_batch(image, label, seed, cfg: AugmentConfig):
-    spatial_seed, colour_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, num=2, alg=PHILOX))
+    spatial_seed, colour_seed, gamma_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=3, alg=PHILOX))
+    # Gamma first, on the raw values (a lookup table for uint8 bands).
+    image = _gamma(image, gamma_seed, cfg) if cfg.gamma > 0 else tf.cast(image, tf.float32)
     if cfg.spatial:
         height, width = image.shape[1], image.shape[2]
         batch = tf.shape(image)[0]

@@ -24,7 +24,7 @@ decoded tiles, `shuffle_buffer` compact patches (uint8 optical bands) and
 talk's options); the cache holds tiles rather than the talk's unbatched
 patches, so overlapping windows (stride < patch) cost nothing extra.
 
-Augmentation runs on whole batches (one warp kernel per batch, see
+Augmentation runs on whole uint8 batches in one XLA-compiled function (see
 `core.data.augment`) with a stateless seed made of `cfg.seed` and the batch's
 index in the stream, so with `deterministic=True` the stream is a pure
 function of the seed, and `tf.train.Checkpoint(iterator=iterator)` restores
@@ -46,14 +46,10 @@ import numpy as np
 import tensorflow as tf
 
 from core.data import patches as patches_lib
-from core.data.augment import (AugmentConfig, augment, augment_patch,
-                                channels_for_bands)
+from core.data.augment import AugmentConfig, augment, channels_for_bands
 from core.data.tiles import parse_bands
 
 AUTOTUNE = tf.data.AUTOTUNE
-# Philox explicitly: "auto_select" may pick another algorithm under XLA or
-# on another device, and the stream must not depend on where it runs.
-PHILOX = "philox"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,18 +253,14 @@ class _Store:
             tf.constant(np.concatenate(corners), tf.int32),
             [len(c) for c in corners])
 
-    def cut(self, tile, corners, patch_fn=None) -> tf.data.Dataset:
-        """Windows of one tile; `patch_fn(j, image, label, elevation)` runs
-        on window j (the per-patch augmentation)."""
+    def cut(self, tile, corners) -> tf.data.Dataset:
+        """Windows of one tile at `corners` [N,2] -> (image, label, elevation)."""
         image, label, elevation = tile
         s = self.size
-
-        def window(j, c):
-            out = (patches_lib.cut_window(image, c, s),
-                   patches_lib.cut_window(label, c, s),
-                   patches_lib.cut_window(elevation, c, s))
-            return patch_fn(j, *out) if patch_fn is not None else out
-        return tf.data.Dataset.from_tensor_slices(corners).enumerate().map(window)
+        return tf.data.Dataset.from_tensor_slices(corners).map(
+            lambda c: (patches_lib.cut_window(image, c, s),
+                       patches_lib.cut_window(label, c, s),
+                       patches_lib.cut_window(elevation, c, s)))
 
 
 def _seed(base: int, k) -> tf.Tensor:
@@ -276,8 +268,11 @@ def _seed(base: int, k) -> tf.Tensor:
     return tf.stack([tf.constant(base % 2**31, tf.int32), tf.cast(k, tf.int32)])
 
 
-def _to_batch(image, label, elevation):
-    image = tf.concat([tf.cast(image, tf.float32), elevation], axis=-1)
+def _to_batch(image, label, elevation, cast=True):
+    if elevation.shape[-1] == 0:   # no copy for a band-less elevation
+        image = tf.cast(image, tf.float32) if cast else image
+    else:
+        image = tf.concat([tf.cast(image, tf.float32), elevation], axis=-1)
     return {"image": image, "label": label}
 
 
@@ -358,7 +353,6 @@ def train_dataset(cfg: PipelineConfig,
                 cfg.patch_size, count)
 
     aug = cfg.augment
-    patch_fn = None
     if aug is not None:
         # Colour ops on the optical bands only; elevation never.
         chan = channels_for_bands(store.plan["bands"])
@@ -367,28 +361,12 @@ def train_dataset(cfg: PipelineConfig,
             else chan["rgb_channels"],
             optical_channels=aug.optical_channels
             if aug.optical_channels is not None else chan["optical_channels"])
-        # Per patch on uint8 (cheap): gamma by lookup table, and flips /
-        # quarter turns unless a warp runs anyway (rotation, zoom or crop:
-        # then they are folded into its matrix for free). The rest runs per
-        # batch (see core.data.augment).
-        warps = aug.rotate_deg > 0 or aug.scale_range != (1.0, 1.0) or aug.crop < 1.0
-        per_patch = dataclasses.replace(
-            aug, flips=aug.flips and not warps, rot90=aug.rot90 and not warps)
-        if per_patch.flips or per_patch.rot90 or aug.gamma > 0:
-            def patch_fn(k, j, image, label, elevation):
-                patch_seed = tf.random.experimental.stateless_fold_in(
-                    _seed(seed + 3, k), tf.cast(j, tf.int32), alg=PHILOX)
-                return augment_patch(image, label, elevation, per_patch, patch_seed)
-            aug = dataclasses.replace(aug, flips=aug.flips and warps,
-                                      rot90=aug.rot90 and warps, gamma=0.0)
-
     def open_tile(k, element):
         if cfg.cache != "none":
             i, tile = element
         else:
             i, tile = element, store.read(element)
-        fn = None if patch_fn is None else (lambda j, *t: patch_fn(k, j, *t))
-        return store.cut(tile, windows(k, i, tf.shape(tile[1])), fn)
+        return store.cut(tile, windows(k, i, tf.shape(tile[1])))
 
     patches = tiles.interleave(open_tile, cycle_length=min(cfg.cycle_length, num_tiles),
                                block_length=1, num_parallel_calls=par,
@@ -400,8 +378,10 @@ def train_dataset(cfg: PipelineConfig,
     batches = patches.batch(batch, drop_remainder=True).enumerate()
 
     def finish(k, element):
-        out = _to_batch(*element)
-        if aug is not None and (aug.spatial or aug.photometric):
+        # uint8 goes straight into the XLA augmentation (the cast fuses there).
+        augmenting = aug is not None and (aug.spatial or aug.photometric)
+        out = _to_batch(*element, cast=not augmenting)
+        if augmenting:
             out["image"], out["label"] = augment(
                 out["image"], out["label"], aug,
                 _seed(seed + 2, k))

@@ -220,6 +220,17 @@ class PatchStageAndXlaTest(tf.test.TestCase):
                 self.assertLessEqual(min(errors.values()), 1.0)
         self.assertGreater(len(seen), 3)
 
+    def test_gamma_table_for_uint8_matches_pow(self):
+        image = np.random.default_rng(5).integers(0, 256, (3, 8, 8, 4), dtype=np.uint8)
+        label = np.zeros((3, 8, 8), np.uint8)
+        cfg = AugmentConfig(**NO_SPATIAL, gamma=0.4, optical_channels=(0, 1, 2))
+        table, _ = augment(image, label, cfg, seed=[4, 4])
+        powered, _ = augment(image.astype(np.float32), label, cfg, seed=[4, 4])
+        self.assertEqual(table.dtype, tf.float32)
+        self.assertAllClose(table, powered, atol=1e-3)
+        self.assertAllEqual(table[..., 3], image[..., 3])          # not optical
+        self.assertGreater(np.abs(table.numpy()[..., :3] - image[..., :3]).max(), 5.0)
+
     def test_affine_prob_splits_the_batch(self):
         image, label = coordinate_patch(batch=8)
         cfg = AugmentConfig(**NO_SPATIAL, rotate_deg=30.0, affine_prob=0.5)
