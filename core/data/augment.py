@@ -199,7 +199,7 @@ def affine_transforms(seed, batch: int, height: int, width: int,
     return tf.stack([a00, a01, a2, a10, a11, b2, zeros, zeros], axis=1)
 
 
-def _warp_impl(image, label, transforms):
+def _warp_impl(image, label, transforms, bilinear=True):
     height, width = image.shape[1], image.shape[2]
     batch = tf.shape(image)[0]
     yy, xx = tf.meshgrid(tf.range(height, dtype=tf.float32),
@@ -217,6 +217,11 @@ def _warp_impl(image, label, transforms):
     flat_label = tf.reshape(label, [batch, height * width])
     label = tf.where(inside, tf.gather(flat_label, index, batch_dims=1),
                      tf.cast(IGNORE_INDEX, label.dtype))
+    if not bilinear:
+        # Flips / quarter turns only: integer maps, one gather is exact.
+        flat = tf.reshape(image, [batch, height * width, image.shape[-1]])
+        image = tf.where(inside[..., None], tf.gather(flat, index, batch_dims=1), 0.0)
+        return image, label
     # Image: bilinear over a 1-pixel zero border (taps outside read 0).
     padded = tf.reshape(tf.pad(image, [[0, 0], [1, 1], [1, 1], [0, 0]]),
                         [batch, (height + 2) * (width + 2), image.shape[-1]])
@@ -425,7 +430,8 @@ def _augment_batch(image, label, seed, cfg: AugmentConfig):
         n = tf.cast(tf.round(cfg.affine_prob * tf.cast(batch, tf.float32)), tf.int32)
         transforms = affine_transforms(spatial_seed, batch, height, width, cfg,
                                        continuous=tf.range(batch) < n)
-        image, label = _warp_impl(image, label, transforms)
+        continuous = cfg.rotate_deg > 0 or cfg.scale_range != (1.0, 1.0) or cfg.crop < 1.0
+        image, label = _warp_impl(image, label, transforms, bilinear=continuous)
     if cfg.photometric:
         image = _photometric(image, colour_seed, cfg)
     return image, label
