@@ -22,8 +22,6 @@ they come out bit-exact). Values are raw band values in [0, value_range].
 Gamma runs first, on the raw values: for uint8 input through a 256-entry
 table per patch (a gather, not a pow per value). The tf.data pipeline feeds
 uint8 batches straight into the compiled function, so the cast fuses too.
-`augment_patch` is the same flips/quarter turns/gamma for one compact patch,
-for per-example pipelines.
 
 Randomness comes only from `tf.random.stateless_*` with seeds split from the
 `seed` argument, so a seed fully determines the result (the pipeline derives
@@ -210,7 +208,9 @@ def _warp_impl(image, label, transforms, bilinear=True):
     sx = tf.clip_by_value((t[:, 0] * xx + t[:, 1] * yy + t[:, 2]) / k, -2.0, width + 1.0)
     sy = tf.clip_by_value((t[:, 3] * xx + t[:, 4] * yy + t[:, 5]) / k, -2.0, height + 1.0)
     # Label: nearest input pixel, IGNORE_INDEX when it is outside.
-    nx, ny = tf.floor(sx + 0.5), tf.floor(sy + 0.5)
+    # Round half away from zero (std::round, as the TF op): -0.5 is outside.
+    nx = tf.sign(sx) * tf.floor(tf.abs(sx) + 0.5)
+    ny = tf.sign(sy) * tf.floor(tf.abs(sy) + 0.5)
     inside = (nx >= 0) & (nx <= width - 1) & (ny >= 0) & (ny <= height - 1)
     index = (tf.cast(tf.clip_by_value(ny, 0, height - 1), tf.int32) * width
              + tf.cast(tf.clip_by_value(nx, 0, width - 1), tf.int32))
@@ -241,7 +241,7 @@ def _warp_impl(image, label, transforms, bilinear=True):
 # XLA fuses the coordinate maths, the four gathers and the blend into one
 # loop: ~4x faster on CPU than tf.raw_ops.ImageProjectiveTransformV3, which
 # recomputes the mapping for every channel of every pixel.
-_warp_xla = tf.function(_warp_impl, jit_compile=True, reduce_retracing=True)
+_warp_xla = tf.function(_warp_impl, jit_compile=True)  # static shapes: one trace each
 
 
 def warp(image: tf.Tensor, label: tf.Tensor, transforms: tf.Tensor, *,
@@ -439,49 +439,7 @@ def _augment_batch(image, label, seed, cfg: AugmentConfig):
 
 # One XLA cluster for the whole batch augmentation (cfg is a static,
 # hashable argument: one compilation per config and patch shape).
-_augment_xla = tf.function(_augment_batch, jit_compile=True, reduce_retracing=True)
-
-
-def augment_patch(image: tf.Tensor, label: tf.Tensor, elevation: tf.Tensor,
-                  cfg: AugmentConfig, seed):
-    """The cheap per-patch part, on compact data before batching.
-
-    Flips and quarter turns (exact, the same for the three tensors) and
-    gamma through a 256-entry lookup table on the uint8 optical bands
-    (rounded back to uint8, as 8-bit imaging tools do). The pipeline runs
-    this per patch and `augment` with flips/rot90/gamma off per batch: moving
-    bytes is 4x cheaper than moving floats, and a LUT is far cheaper than pow.
-
-    Args:
-      image: [P,P,C] uint8 optical bands; label: [P,P] uint8;
-      elevation: [P,P,E] float32 (E may be 0); seed: int [2].
-
-    Returns:
-      (image, label, elevation), same shapes and dtypes.
-    """
-    seeds = tf.random.experimental.stateless_split(
-        tf.cast(tf.convert_to_tensor(seed), tf.int32), num=4, alg=PHILOX)
-    tensors = [image, label[..., None], elevation]
-    if cfg.rot90:
-        k = tf.random.stateless_uniform([], seed=seeds[0], minval=0, maxval=4,
-                                        dtype=tf.int32, alg=PHILOX)
-        # (a band-less elevation [P,P,0] has nothing to turn: rot90 rejects it)
-        tensors = [t if t.shape[-1] == 0 else tf.image.rot90(t, k) for t in tensors]
-    if cfg.flips:
-        for axis, s in ((1, seeds[1]), (0, seeds[2])):
-            flip = _unit([], s) < 0.5
-            tensors = [tf.cond(flip, lambda t=t, a=axis: tf.reverse(t, [a]),
-                               lambda t=t: t) for t in tensors]
-    image, label, elevation = tensors[0], tensors[1][..., 0], tensors[2]
-    if cfg.gamma > 0:
-        if image.dtype != tf.uint8:
-            raise ValueError("augment_patch applies gamma to uint8 bands only.")
-        lo = max(0.05, 1 - cfg.gamma)
-        g = lo + (1 + cfg.gamma - lo) * _unit([], seeds[3])
-        levels = tf.range(256, dtype=tf.float32) / 255.0
-        lut = tf.cast(tf.round(255.0 * tf.pow(levels, g)), tf.uint8)
-        image = tf.gather(lut, tf.cast(image, tf.int32))
-    return image, label, elevation
+_augment_xla = tf.function(_augment_batch, jit_compile=True)
 
 
 def channels_for_bands(bands: Sequence[str]) -> dict:
