@@ -105,7 +105,7 @@ def main(argv):
     csv_path = os.path.join(output_dir, "lr_find.csv")
     png_path = os.path.join(output_dir, "lr_find.png")
     lr_finder.write_csv(result, csv_path)
-    wrote_png = lr_finder.write_png(result, png_path, title=f"LR range test: {name}")
+    wrote_png = lr_finder.write_png(result, png_path, title=f"LR range test\n{name}")
     lr_finder.write_tensorboard(result, os.path.join(output_dir, "tensorboard"))
     stop = (f"stopped at step {len(result.lrs)} (loss diverged)" if result.stopped_early
             else f"{len(result.lrs)} steps")

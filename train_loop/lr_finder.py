@@ -166,7 +166,9 @@ def find_lr(model, loss_fn: Callable, optimizer, iterator, *, min_lr: float = 1e
         `num_steps` batches are drawn at most.
       min_lr, max_lr: 0 < min_lr < max_lr, the sweep's end points.
       num_steps: N >= 2 steps.
-      smoothing: beta of `smooth_losses`.
+      smoothing: beta of `smooth_losses`. The average lags about
+        1 / (1 - beta) steps (50 at 0.98): with 100 steps the smoothed curve
+        trails the raw one by half a sweep; use ~0.9 or more steps to tighten.
       divergence: stop factor (> 1); None or inf never stops early.
       method: suggestion rule of `suggest_lr`.
       skip_start: points ignored by the "steepest" rule (the first smoothed
@@ -299,10 +301,10 @@ def write_png(result: LRFinderResult, path: str, *, title: str = "LR range test"
     ax.set_ylabel("training loss")
     # Keep the diverging tail from flattening the interesting part.
     top = min(float(np.max(result.losses)), 2.0 * float(result.smoothed[0]))
-    bottom = float(np.min(result.smoothed))
+    bottom = min(float(np.min(result.smoothed)), float(np.min(result.losses)))
     if top > bottom:
         ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.05 * (top - bottom))
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
