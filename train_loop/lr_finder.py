@@ -203,11 +203,7 @@ def find_lr(model, loss_fn: Callable, optimizer, iterator, *, min_lr: float = 1e
     saved = _snapshot(saved_vars)
 
     counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="lr_find_step")
-    # TODO(lead): NumPy float64 end points because core.schedules.lr_range
-    # raises on Python floats (tf.pow(float, float64 tensor) -> TypeError);
-    # np.float64 makes its ratio a float64 tensor. Harmless once fixed.
-    lo, hi = np.float64(min_lr), np.float64(max_lr)
-    schedule = lambda step: schedules.lr_range(step, num_steps, lo, hi)  # noqa: E731
+    schedule = lambda step: schedules.lr_range(step, num_steps, min_lr, max_lr)  # noqa: E731
     train_step = steps_lib.make_train_step(
         model, loss_fn, optimizer, schedule=schedule, step_counter=counter,
         loss_scale=loss_scale, clip_norm=clip_norm, decay_variables=decay_variables)
