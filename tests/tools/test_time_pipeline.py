@@ -39,7 +39,8 @@ class TimePipelineTest(tf.test.TestCase):
         seconds = float(re.search(r"20 batches: ([\d.]+) s", out).group(1))
         batches = float(re.search(r"([\d.]+) batches/s", out).group(1))
         images = float(re.search(r"([\d.]+) images/s", out).group(1))
-        self.assertAllClose(batches, 20 / seconds, rtol=1e-2)
+        # "N batches: S s" is printed to the millisecond.
+        self.assertLessEqual(abs(20 / batches - seconds), 6e-4)
         self.assertAllClose(images, 6 * batches, rtol=1e-4)
 
 
