@@ -78,8 +78,10 @@ class ConfusionMatrix(tf.Module):
         # Ignored pixels go to an extra bin k*k, sliced off: no dynamic shapes.
         with tf.control_dependencies([check]):
             flat = tf.cast(tf.where(keep, labels * k + predicted, k * k), tf.int32)
-        counts = tf.math.bincount(flat, minlength=k * k + 1, maxlength=k * k + 1,
-                                  dtype=tf.int64)[:k * k]
+        # A segment sum with a static segment count compiles under XLA
+        # (jit_compile train steps); bincount's output size does not.
+        counts = tf.math.unsorted_segment_sum(
+            tf.ones_like(flat, dtype=tf.int64), flat, k * k + 1)[:k * k]
         return self.matrix.assign_add(tf.reshape(counts, [k, k]))
 
     def reset(self) -> None:

@@ -7,6 +7,8 @@ import tempfile
 
 import tensorflow as tf
 
+from tests.isolation import without_project
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -21,10 +23,39 @@ def readme_block(heading: str, language: str = "python") -> str:
     return match.group(1)
 
 
-def run_python(code: str, cwd: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+def run_python(code: str, cwd: str, pythonpath: str = REPO) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=pythonpath, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=400)
+
+
+def run_bash(script: str, cwd: str) -> subprocess.CompletedProcess:
+    """With this interpreter's folder first on PATH (python, saved_model_cli)
+    and the repository importable, as after `pip install -e .`."""
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=400)
+
+
+def make_workdir(cwd: str) -> None:
+    """A workdir as tools.train leaves it (config.json, a best checkpoint),
+    with an untrained model: the export example only needs the layout."""
+    from core.data import pipeline  # pylint: disable=import-outside-toplevel
+    from layers import UNet  # pylint: disable=import-outside-toplevel
+    from train_loop import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+    make_demo_store(cwd)
+    info = pipeline.dataset_info(pipeline.PipelineConfig(
+        data_dir=os.path.join(cwd, "data", "demo", "prepared")))
+    model_kwargs = dict(num_classes=len(info["class_names"]), in_channels=info["in_channels"],
+                        filters=4, depth=3, residual=True, center="conv", policy="float32")
+    workdir = os.path.join(cwd, "runs", "unet_demo-20261126-05h00mn")
+    workdir_lib.write_config(workdir, {"model": model_kwargs, "data": info})
+    model = UNet(**model_kwargs, mean=info["mean"], std=info["std"])
+    model(tf.zeros([1, 8, 8, info["in_channels"]]), training=False)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
+                               workdir_lib.checkpoint_dir(workdir, "best"),
+                               max_to_keep=1).save(checkpoint_number=1)
 
 
 def make_demo_store(cwd: str) -> None:
@@ -63,6 +94,21 @@ class ReadmeTest(tf.test.TestCase):
         # The confusion table names every Potsdam class.
         for name in ("impervious_surfaces", "building", "low_vegetation", "tree", "car", "clutter"):
             self.assertIn(name, result.stdout)
+
+    def test_export_and_serving_examples_run_as_written(self):
+        cwd = tempfile.mkdtemp(dir=self.get_temp_dir())
+        make_workdir(cwd)
+        export = run_bash(readme_block("Export and serve", "bash"), cwd)
+        self.assertEqual(export.returncode, 0, export.stderr[-4000:])
+        self.assertIn("signature_def['serving_default']", export.stdout)
+        self.assertIn("signature_def['predict_tile']", export.stdout)
+        # Served from a folder where this project cannot be imported.
+        serve = run_python(without_project("import core\n"), cwd, pythonpath="")
+        self.assertNotEqual(serve.returncode, 0, "the project must not be importable here")
+        serve = run_python(without_project(readme_block("Export and serve", "python")), cwd,
+                           pythonpath="")
+        self.assertEqual(serve.returncode, 0, serve.stderr[-4000:])
+        self.assertIn("(1, 256, 256) (1, 256, 256, 6)", serve.stdout)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
+from tests.isolation import without_project
+
 from core import export, inference
 from layers import UNet
 from tests.core.test_inference import random_conv
@@ -61,7 +63,7 @@ class ExportTest(tf.test.TestCase):
         work = tempfile.mkdtemp()
         np.save(os.path.join(work, "batch.npy"), batch)
         np.save(os.path.join(work, "tile.npy"), tile)
-        script = textwrap.dedent(f"""
+        script = without_project(textwrap.dedent(f"""
             import json, numpy as np, tensorflow as tf
             try:
                 import core
@@ -78,7 +80,7 @@ class ExportTest(tf.test.TestCase):
                      tile_classes=tile["classes"].numpy(),
                      tile_probabilities=tile["probabilities"].numpy(),
                      class_names=np.array(info["class_names"]))
-        """)
+        """))
         run = subprocess.run([sys.executable, "-c", script], cwd=work, env=env_without_project(),
                              capture_output=True, text=True, timeout=120)
         self.assertEqual(run.returncode, 0, run.stderr[-3000:])

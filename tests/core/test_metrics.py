@@ -144,5 +144,20 @@ class ConfusionMatrixTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(int(tf.reduce_sum(cm.result()["confusion_matrix"])), 0)
 
 
+class XlaTest(tf.test.TestCase):
+
+    def test_update_compiles_under_xla_and_matches_sklearn(self):
+        rng = np.random.default_rng(4)
+        labels = rng.integers(0, 4, size=(2, 9, 7)).astype(np.uint8)
+        labels[0, :2] = 255
+        predicted = rng.integers(0, 4, size=(2, 9, 7)).astype(np.int32)
+        cm = ConfusionMatrix(4)
+        tf.function(cm.update, jit_compile=True)(labels, predicted)
+        keep = labels.reshape(-1) != 255
+        want = confusion_matrix(labels.reshape(-1)[keep], predicted.reshape(-1)[keep],
+                                labels=range(4))
+        self.assertAllEqual(cm.matrix.numpy(), want)
+
+
 if __name__ == "__main__":
     tf.test.main()
