@@ -11,9 +11,13 @@ EXTRAS = {
     "geo": ["rasterio>=1.3"],
     "plot": ["matplotlib>=3.7"],
     # What the test suite imports: references (scikit-learn for metrics,
-    # Keras that ships with TensorFlow for the focal loss and SGD), rasterio
-    # to read back georeferenced output, matplotlib for the PNGs tools write.
-    "test": ["pytest>=7", "scikit-learn>=1.3", "rasterio>=1.3", "matplotlib>=3.7"],
+    # SciPy's ndimage for eroded boundaries, Keras that ships with TensorFlow
+    # for the focal loss and SGD), rasterio to read back georeferenced
+    # output, matplotlib for the PNGs tools write. PyTorch, the reference of
+    # the one-cycle schedule, is used when present but not required: its
+    # wheels are gigabytes; hand-computed values always run.
+    "test": ["pytest>=7", "scikit-learn>=1.3", "scipy>=1.10", "rasterio>=1.3",
+             "matplotlib>=3.7"],
 }
 EXTRAS["all"] = sorted({dep for key in ("geo", "plot", "test") for dep in EXTRAS[key]})
 
