@@ -106,7 +106,7 @@ def main(argv):
         rgb_channels=rgb if len(rgb) == 3 else (0, 0, 0),
         # Potsdam is reported with and without clutter (class 5) too.
         exclude_from_means=(5,) if info["dataset"] == "potsdam" else (),
-        strategy=strategy, log=logging.info)
+        strategy=strategy, checkpoint_data=pipe_cfg.cache == "none", log=logging.info)
     logging.info("done: %s", summary)
 
 

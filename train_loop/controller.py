@@ -86,6 +86,7 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
           class_names: Sequence[str], palette: Sequence[Sequence[int]],
           rgb_channels: Sequence[int] = (0, 1, 2), exclude_from_means: Sequence[int] = (),
           strategy: Optional[tf.distribute.Strategy] = None,
+          checkpoint_data: bool = True,
           log: Callable[[str], None] = print) -> dict:
     """Trains (or resumes) a run in `workdir` and returns the final summary.
 
@@ -102,6 +103,8 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
       exclude_from_means: classes left out of the logged means (not of
         the checkpoint selection, which uses all classes).
       strategy: a tf.distribute strategy; the default strategy when None.
+      checkpoint_data: put the data iterator in `latest` checkpoints (False
+        for cached pipelines: resume replays the stream instead).
       log: receives one line per inner loop and per evaluation.
 
     Returns:
@@ -116,11 +119,11 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
     with _StopSignal() as stop:
         return _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn,
                       class_names, palette, rgb_channels, exclude_from_means, strategy,
-                      log, stop)
+                      checkpoint_data, log, stop)
 
 
 def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_names,
-           palette, rgb_channels, exclude_from_means, strategy, log, stop):
+           palette, rgb_channels, exclude_from_means, strategy, checkpoint_data, log, stop):
     loop_cfg, optim_cfg = config.loop, config.optim
     strategy = strategy or tf.distribute.get_strategy()
     policy = precision.get_policy(config.model.policy)
@@ -185,9 +188,12 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     # the workdir; all of them restore from the chief's files.
     chief = is_chief(strategy)
     write_root = workdir if chief else worker_dir(workdir, strategy)
-    # tf.distribute's multi-replica iterators cannot be checkpointed: there
-    # the data position is restored by replaying the (seeded) stream.
-    data_in_checkpoint = isinstance(iterator, tf.__internal__.tracking.Trackable)
+    # tf.distribute's multi-replica iterators cannot be checkpointed, and an
+    # iterator over a cached dataset would carry the whole cache into every
+    # checkpoint: there the data position is restored by replaying the
+    # (seeded) stream instead.
+    data_in_checkpoint = checkpoint_data and isinstance(
+        iterator, tf.__internal__.tracking.Trackable)
     latest_ckpt = state.checkpoint(data=iterator) if data_in_checkpoint else state.checkpoint()
     latest = tf.train.CheckpointManager(
         latest_ckpt, workdir_lib.checkpoint_dir(write_root, "latest"),
