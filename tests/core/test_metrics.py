@@ -7,6 +7,7 @@ from absl.testing import parameterized
 from sklearn.metrics import confusion_matrix, f1_score, jaccard_score
 
 from core.metrics import ConfusionMatrix
+from tests.distribute import two_replica_strategy
 
 K = 5
 
@@ -108,15 +109,7 @@ class ConfusionMatrixTest(tf.test.TestCase, parameterized.TestCase):
             cm.update(np.array([[K]]), np.array([[0]]))
 
     def test_two_replica_mirrored_strategy(self):
-        devices = tf.config.list_logical_devices("CPU")
-        if len(devices) < 2:
-            self.fail("tests/conftest.py should provide 2 logical CPU devices")
-        # ReductionToOneDevice: every MirroredStrategy of a process starts its
-        # collective keys at the same value, so collectives of strategies made
-        # by earlier tests collide ("Shape mismatch in the collective instance").
-        strategy = tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]],
-            cross_device_ops=tf.distribute.ReductionToOneDevice())
+        strategy = two_replica_strategy()
         labels, predicted = _random(3, shape=(4, 8, 8))
         with strategy.scope():
             cm = ConfusionMatrix(K)

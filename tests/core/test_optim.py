@@ -7,6 +7,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from core.optim import SGD, sgd_momentum_update
+from tests.distribute import two_replica_strategy
 
 STEPS = 10
 
@@ -130,15 +131,7 @@ class SGDTest(tf.test.TestCase, parameterized.TestCase):
             opt.apply([tf.constant([1.0])], [w, other])
 
     def test_two_replica_mirrored_strategy_equals_one_device(self):
-        devices = tf.config.list_logical_devices("CPU")
-        if len(devices) < 2:
-            self.fail("tests/conftest.py should provide 2 logical CPU devices")
-        # ReductionToOneDevice: every MirroredStrategy of a process starts its
-        # collective keys at the same value, so collectives of strategies made
-        # by earlier tests collide ("Shape mismatch in the collective instance").
-        strategy = tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]],
-            cross_device_ops=tf.distribute.ReductionToOneDevice())
+        strategy = two_replica_strategy()
         a, target, w0, b0 = _problem(3)
         # Reference: one device, the whole batch, mean loss.
         w, b = tf.Variable(w0), tf.Variable(b0)

@@ -5,6 +5,7 @@ from absl.testing import parameterized
 
 from core.optim import SGD
 from core.precision import DynamicLossScale, get_policy
+from tests.distribute import two_replica_strategy
 
 PLANTED = 3.0e4  # x16 * scale overflows float16 (max 65504) for scale >= 4
 
@@ -96,15 +97,7 @@ class DynamicLossScaleTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(float(loss_scale.scale), 1.0)
 
     def test_two_replicas_skip_together(self):
-        devices = tf.config.list_logical_devices("CPU")
-        if len(devices) < 2:
-            self.fail("tests/conftest.py should provide 2 logical CPU devices")
-        # ReductionToOneDevice: every MirroredStrategy of a process starts its
-        # collective keys at the same value, so collectives of strategies made
-        # by earlier tests collide ("Shape mismatch in the collective instance").
-        strategy = tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]],
-            cross_device_ops=tf.distribute.ReductionToOneDevice())
+        strategy = two_replica_strategy()
         with strategy.scope():
             loss_scale = DynamicLossScale(initial_scale=4.0, growth_interval=10)
             w = tf.Variable([1.0, 2.0])

@@ -5,6 +5,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from layers.norm import BatchNorm
+from tests.distribute import two_replica_strategy
 
 EPS = 1e-3
 MOMENTUM = 0.99
@@ -94,10 +95,7 @@ class BatchNormTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(bn.moving_mean, (1 - MOMENTUM) * mean, atol=tol * 0.05)
 
     def test_cross_replica_uses_global_batch_statistics(self):
-        devices = tf.config.list_logical_devices("CPU")
-        self.assertGreaterEqual(len(devices), 2,
-                                "tests/conftest.py should create 2 CPU devices")
-        strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+        strategy = two_replica_strategy()
         # Replicas see different data (shifted), so local != global stats.
         x = np.concatenate([self.x[:2], self.x[1:3] + 3.0]).astype(np.float32)
         halves = [x[:2], x[2:]]

@@ -7,6 +7,7 @@ import tensorflow as tf
 from core import losses, optim, precision
 from layers import UNet
 from train_loop import steps
+from tests.distribute import two_replica_strategy
 
 
 def batch_of(n=4, size=16, channels=3, classes=3, seed=0):
@@ -27,8 +28,6 @@ def build(cross_replica_bn):
 class MirroredUNetTest(tf.test.TestCase):
 
     def test_two_replicas_equal_one_device(self):
-        devices = tf.config.list_logical_devices("CPU")
-        self.assertGreaterEqual(len(devices), 2, "conftest provides 2 logical CPUs")
         batches = [batch_of(seed=s) for s in range(2)]
         # Cross-entropy is a mean over pixels, so the mean of the replicas'
         # losses is the global loss; region losses (Jaccard, Dice, Lovasz)
@@ -42,8 +41,7 @@ class MirroredUNetTest(tf.test.TestCase):
             single, loss_fn, single_opt, loss_scale=precision.DynamicLossScale.for_policy("float32")))
         single_losses = [float(single_step(b)["loss"]) for b in batches]
 
-        strategy = tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
+        strategy = two_replica_strategy()
         with strategy.scope():
             model, opt = build(cross_replica_bn=True)
             for var, value in zip(model.variables, initial):
@@ -62,14 +60,12 @@ class MirroredUNetTest(tf.test.TestCase):
             self.assertAllClose(got.numpy(), want.numpy(), rtol=1e-4, atol=5e-5, msg=got.name)
 
     def test_logged_cross_entropy_is_the_global_mean(self):
-        devices = tf.config.list_logical_devices("CPU")
         batch = batch_of(seed=11)
         tf.random.set_seed(3)
         single, single_opt = build(cross_replica_bn=False)
         initial = [v.numpy() for v in single.variables]
         expected = float(steps.make_train_step(single, losses.cross_entropy, single_opt)(batch)["loss"])
-        strategy = tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
+        strategy = two_replica_strategy()
         with strategy.scope():
             model, opt = build(cross_replica_bn=True)
             for var, value in zip(model.variables, initial):

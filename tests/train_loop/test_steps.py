@@ -5,6 +5,7 @@ from absl.testing import parameterized
 
 from core import losses, metrics, optim, precision, schedules
 from train_loop import steps
+from tests.distribute import two_replica_strategy
 
 
 class PixelLinear(tf.Module):
@@ -167,8 +168,6 @@ class RunStepsTest(tf.test.TestCase):
 class DistributedStepTest(tf.test.TestCase):
 
     def test_two_replicas_match_one_device(self):
-        devices = tf.config.list_logical_devices("CPU")
-        self.assertGreaterEqual(len(devices), 2, "conftest should provide 2 logical CPUs")
         batch = make_batch(seed=5, b=4)
         batch["label"] = tf.where(batch["label"] == 255, tf.zeros_like(batch["label"]), batch["label"])
 
@@ -176,10 +175,7 @@ class DistributedStepTest(tf.test.TestCase):
         single_step = steps.make_train_step(single, losses.cross_entropy, optim.SGD(0.1, momentum=0.9))
         single_logs = [single_step(batch) for _ in range(3)]
 
-        # ReductionToOneDevice: several MirroredStrategies in one process would
-        # otherwise share collective keys and collide.
-        strategy = tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
+        strategy = two_replica_strategy()
         with strategy.scope():
             model = PixelLinear(3, 3)
             opt = optim.SGD(0.1, momentum=0.9)

@@ -11,6 +11,7 @@ from core.data import pipeline
 from core.data.augment import AugmentConfig
 from core.data.pipeline import PipelineConfig
 from core.data.prepare import prepare
+from tests.distribute import two_replica_strategy
 from tests.core.data.test_prepare import make_folder_dataset
 
 P = 16
@@ -173,7 +174,7 @@ class PipelineTest(tf.test.TestCase):
             tiles.append({index[i.tobytes()][0] for i, _ in self.patches(ds, 40)})
         self.assertFalse(tiles[0] & tiles[1])
         self.assertEqual(tiles[0] | tiles[1], set(self.info["splits"]["train"]))
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        strategy = two_replica_strategy()
         dist = strategy.distribute_datasets_from_function(
             lambda c: pipeline.train_dataset(cfg, c))
         batch = next(iter(dist))

@@ -1,0 +1,47 @@
+"""The flag files at the repository root parse with the trainer's flags (no
+unknown or misspelt flag, every cross-flag rule holds) and start with the
+comment DESIGN.md asks for: the command, what it trains, time and score."""
+import os
+import subprocess
+import sys
+
+import tensorflow as tf
+from absl.testing import parameterized
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+PARSE = """
+import sys
+from absl import flags
+import tools.train_flags  # defines the data and training flags
+flags.FLAGS(["train", "--flagfile=" + sys.argv[1]])
+f = flags.FLAGS
+print(f.depth, f.residual, f.center, f.loss, f.batch_size, f.patch_size, f.schedule)
+"""
+
+
+class FlagFilesTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.parameters(
+        ("demo.flags", "4 True conv ce+jaccard 16 128 one_cycle"),
+        # The talk's best Potsdam run and its INRIA run.
+        ("potsdam.flags", "4 True serial_dilated jaccard 50 256 one_cycle"),
+        ("inria.flags", "4 True residual ce 50 256 one_cycle"),
+    )
+    def test_parses_with_the_trainer_flags(self, name, expected):
+        path = os.path.join(REPO, name)
+        result = subprocess.run([sys.executable, "-c", PARSE, path], cwd=REPO,
+                                env=dict(os.environ, PYTHONPATH=REPO),
+                                capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertEqual(result.stdout.strip(), expected)
+        with open(path, encoding="utf-8") as f:
+            header = [line for line in f.read().splitlines() if line.startswith("#")]
+        self.assertEqual(header[0], f"# python -m tools.train --flagfile={name}")
+        text = " ".join(header).lower()
+        self.assertIn("expected", text)
+        self.assertRegex(text, r"mean iou")
+
+
+if __name__ == "__main__":
+    tf.test.main()
