@@ -199,16 +199,20 @@ def affine_transforms(seed, batch: int, height: int, width: int,
     return tf.stack([a00, a01, a2, a10, a11, b2, zeros, zeros], axis=1)
 
 
-def _warp_impl(image, label, transforms, bilinear=True):
+def _warp_impl(image, label, transforms, bilinear=True, projective=True):
     height, width = image.shape[1], image.shape[2]
     batch = tf.shape(image)[0]
     yy, xx = tf.meshgrid(tf.range(height, dtype=tf.float32),
                          tf.range(width, dtype=tf.float32), indexing="ij")
     t = transforms[:, :, None, None]
-    k = t[:, 6] * xx + t[:, 7] * yy + 1.0
+    sx = t[:, 0] * xx + t[:, 1] * yy + t[:, 2]
+    sy = t[:, 3] * xx + t[:, 4] * yy + t[:, 5]
+    if projective:  # affine maps (c0 = c1 = 0, the augmentation's) skip the divide
+        k = t[:, 6] * xx + t[:, 7] * yy + 1.0
+        sx, sy = sx / k, sy / k
     # Clamped so the int casts stay small; anything past the border is fill.
-    sx = tf.clip_by_value((t[:, 0] * xx + t[:, 1] * yy + t[:, 2]) / k, -2.0, width + 1.0)
-    sy = tf.clip_by_value((t[:, 3] * xx + t[:, 4] * yy + t[:, 5]) / k, -2.0, height + 1.0)
+    sx = tf.clip_by_value(sx, -2.0, width + 1.0)
+    sy = tf.clip_by_value(sy, -2.0, height + 1.0)
     # Label: nearest input pixel, IGNORE_INDEX when it is outside.
     # Round half away from zero (std::round, as the TF op): -0.5 is outside.
     nx = tf.sign(sx) * tf.floor(tf.abs(sx) + 0.5)
@@ -436,7 +440,8 @@ def _augment_batch(image, label, seed, cfg: AugmentConfig):
         transforms = affine_transforms(spatial_seed, batch, height, width, cfg,
                                        continuous=tf.range(batch) < n)
         continuous = cfg.rotate_deg > 0 or cfg.scale_range != (1.0, 1.0) or cfg.crop < 1.0
-        image, label = _warp_impl(image, label, transforms, bilinear=continuous)
+        image, label = _warp_impl(image, label, transforms, bilinear=continuous,
+                                  projective=False)
     image = tf.cast(image, tf.float32)
     # Gamma after the warp, on the raw values: before it, XLA would fuse
     # (and so repeat) its exp/log into each of the four bilinear taps.
