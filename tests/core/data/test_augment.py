@@ -212,16 +212,16 @@ class PatchStageAndXlaTest(tf.test.TestCase):
             self.assertAllClose(out_i, ref_i, atol=1e-3)
             self.assertAllEqual(out_l, ref_l)
 
-    def test_gamma_table_for_uint8_matches_pow(self):
+    def test_gamma_same_for_uint8_and_float_input(self):
         image = np.random.default_rng(5).integers(0, 256, (3, 8, 8, 4), dtype=np.uint8)
         label = np.zeros((3, 8, 8), np.uint8)
         cfg = AugmentConfig(**NO_SPATIAL, gamma=0.4, optical_channels=(0, 1, 2))
-        table, _ = augment(image, label, cfg, seed=[4, 4])
+        from_uint8, _ = augment(image, label, cfg, seed=[4, 4])
         powered, _ = augment(image.astype(np.float32), label, cfg, seed=[4, 4])
-        self.assertEqual(table.dtype, tf.float32)
-        self.assertAllClose(table, powered, atol=1e-3)
-        self.assertAllEqual(table[..., 3], image[..., 3])          # not optical
-        self.assertGreater(np.abs(table.numpy()[..., :3] - image[..., :3]).max(), 5.0)
+        self.assertEqual(from_uint8.dtype, tf.float32)
+        self.assertAllClose(from_uint8, powered, atol=1e-3)
+        self.assertAllEqual(from_uint8[..., 3], image[..., 3])          # not optical
+        self.assertGreater(np.abs(from_uint8.numpy()[..., :3] - image[..., :3]).max(), 5.0)
 
     def test_affine_prob_splits_the_batch(self):
         image, label = coordinate_patch(batch=8)
