@@ -36,7 +36,7 @@ def main(argv):
     del argv
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from core.data import pipeline  # pylint: disable=import-outside-toplevel
-    from layers import UNet, count_parameters  # pylint: disable=import-outside-toplevel
+    from layers import count_parameters  # pylint: disable=import-outside-toplevel
     from train_loop import controller, workdir as workdir_lib  # pylint: disable=import-outside-toplevel
     from train_loop.config import experiment_name, to_dict  # pylint: disable=import-outside-toplevel
 
@@ -68,19 +68,18 @@ def main(argv):
                      "--experiment_name, or --workdir with a larger --train_steps to "
                      "continue it", workdir)
         return
-    model_kwargs = dict(num_classes=len(info["class_names"]),
-                        in_channels=info["in_channels"], **to_dict(config.model))
+    run_config = {"model": dict(num_classes=len(info["class_names"]),
+                                in_channels=info["in_channels"], **to_dict(config.model)),
+                  "data": info, "train": to_dict(config), "pipeline": to_dict(pipe_cfg),
+                  "experiment_name": name}
     try:
         side = 2 ** config.model.depth  # variables do not depend on the image size
-        probe = UNet(**model_kwargs)
+        probe = workdir_lib.build_model(run_config)
         probe(tf.zeros([1, side, side, info["in_channels"]]), training=False)
         workdir_lib.check_writable(workdir, workdir_lib.estimate_run_bytes(
             sum(count_parameters(probe)), config.loop.keep_checkpoints,
             pipe_cfg.shuffle_buffer, pipe_cfg.patch_size, info["in_channels"]))
-        workdir_lib.write_config(
-            workdir, {"model": model_kwargs, "data": info, "train": to_dict(config),
-                      "pipeline": to_dict(pipe_cfg), "experiment_name": name},
-            flags_text=FLAGS.flags_into_string())
+        workdir_lib.write_config(workdir, run_config, flags_text=FLAGS.flags_into_string())
     except workdir_lib.WorkdirError as err:
         raise app.UsageError(str(err)) from err
     logging.info("%s run in %s (%d steps, %d per epoch, precision %s)",
@@ -93,8 +92,8 @@ def main(argv):
     def model_fn():
         # Synchronised batch norm when there are several replicas, so the
         # statistics are those of the global batch.
-        return UNet(**model_kwargs, mean=info["mean"], std=info["std"],
-                    cross_replica_bn=strategy.num_replicas_in_sync > 1)
+        return workdir_lib.build_model(run_config,
+                                       cross_replica_bn=strategy.num_replicas_in_sync > 1)
 
     # --- loop ---
     rgb = [info["bands"].index(b) for b in ("R", "G", "B") if b in info["bands"]]

@@ -213,7 +213,7 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     writers = {split: (tf.summary.create_file_writer(workdir_lib.tensorboard_dir(workdir, split))
                        if chief else tf.summary.create_noop_writer())
                for split in ("train", "validation")}
-    summary_batch = next(iter(eval_dataset_fn(None).take(1)))
+    summary_batch = sample  # the first validation batch, read once above
 
     @tf.function
     def evaluate_dataset():

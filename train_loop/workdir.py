@@ -152,13 +152,17 @@ def mark_finished(workdir: str, summary: dict) -> None:
     _atomic_write(os.path.join(workdir, DONE_FILE), json.dumps(_jsonable(summary), indent=2))
 
 
-def build_model(config: dict):
-    """The UNet a workdir's config.json describes (untrained)."""
+def build_model(config: dict, **overrides):
+    """The UNet a workdir's config.json describes (untrained).
+
+    `overrides` are UNet arguments that do not belong to the saved model,
+    such as `cross_replica_bn` for the strategy at hand.
+    """
     import layers  # pylint: disable=import-outside-toplevel
 
     kwargs = dict(config["model"])
     data = config.get("data", {})
-    return layers.UNet(**kwargs, mean=data.get("mean"), std=data.get("std"))
+    return layers.UNet(**kwargs, mean=data.get("mean"), std=data.get("std"), **overrides)
 
 
 def restore_model(workdir: str, which: str = "best"):
