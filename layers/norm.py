@@ -89,6 +89,13 @@ class BatchNorm(Module):
         self._update_moving(mean, var)
         return y
 
+    def inference_affine(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Inference as one per-channel affine map: returns float32 (a, b)
+        with `bn(x, training=False) == a * x + b`, so a preceding linear layer
+        can absorb it (`layers.blocks.ConvBNAct` folds it into its conv)."""
+        a = self.scale * tf.math.rsqrt(self.moving_variance.read_value() + self.epsilon)
+        return a, self.offset - self.moving_mean.read_value() * a
+
     def _cross_replica_normalize(self, x: tf.Tensor):
         """Normalises by global-batch statistics; returns (y, mean, var_unbiased)."""
         xf = tf.cast(x, tf.float32)
