@@ -1,5 +1,8 @@
 """Turns a tile archive (Potsdam, INRIA, any images/+masks/ folder) into a store.
 
+Which files make up a tile in each archive layout is `core.data.archives`;
+this module decodes them once and writes the store.
+
 Store layout (`dst/`):
 
     info.json                      dataset, classes, palette, bands, mean/std,
@@ -31,117 +34,28 @@ import hashlib
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from core.data import archives
 from core.data import labels as labels_lib
 from core.data import tiles as tiles_lib
+# Defined here before per-archive discovery moved to core.data.archives.
+from core.data.archives import (  # noqa: F401  pylint: disable=unused-import
+    INRIA_VAL_NUMBERS, POTSDAM_BANDS, POTSDAM_VAL_IDS)
 from core.data.tiles import TileError
 
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = "ortholoop-tiles-npy-v1"
 
-# The ISPRS Potsdam benchmark's held-out tiles (the usual test split).
-POTSDAM_VAL_IDS = ("2_13", "2_14", "3_13", "3_14", "4_13", "4_14", "4_15",
-                   "5_13", "5_14", "5_15", "6_13", "6_14", "6_15", "7_13")
-POTSDAM_BANDS = "RGBIR"
-INRIA_VAL_NUMBERS = range(1, 6)
 ELEVATION_KINDS = ("none", "dsm", "ndsm")
 ELEVATION_BAND = {"dsm": "DSM", "ndsm": "nDSM"}
 
 
-class _Source:
-    """One tile's input files and how to decode them."""
-
-    def __init__(self, name, image, label, elevation=None, val=False):
-        self.name, self.image, self.label = name, Path(image), Path(label)
-        self.elevation = Path(elevation) if elevation else None
-        self.val = val
-
-
-def _find(src: Path, pattern: str) -> list[Path]:
-    return sorted(p for p in src.rglob(pattern) if p.is_file())
-
-
-def _potsdam_sources(src: Path, elevation: str, eroded) -> list[_Source]:
-    images = _find(src, "top_potsdam_*_RGBIR.tif")
-    if not images:
-        raise TileError(f"{src}: no Potsdam image 'top_potsdam_*_RGBIR.tif' "
-                        "found (expected the 4_Ortho_RGBIR folder of the "
-                        "official archive).")
-    full = {tiles_lib.tile_stem(p): p for p in _find(src, "top_potsdam_*_label.tif")}
-    thin = {tiles_lib.tile_stem(p): p
-            for p in _find(src, "top_potsdam_*_label_noBoundary.tif")}
-    out = []
-    for image in images:
-        name = tiles_lib.tile_stem(image)
-        match = re.fullmatch(r"top_potsdam_(\d+)_(\d+)", name)
-        if not match:
-            raise TileError(f"{image}: unexpected Potsdam file name.")
-        a, b = int(match.group(1)), int(match.group(2))
-        val = f"{a}_{b}" in POTSDAM_VAL_IDS
-        use_thin = eroded is True or (eroded == "val" and val)
-        table, folder = (thin, "5_Labels_all_noBoundary") if use_thin else (
-            full, "5_Labels_all")
-        if name not in table:
-            suffix = "_label_noBoundary" if use_thin else "_label"
-            raise TileError(f"No label for {image}: expected {folder}/"
-                            f"{name}{suffix}.tif under {src}.")
-        elev = None
-        if elevation != "none":
-            pattern = (f"dsm_potsdam_{a:02d}_{b:02d}_normalized_lastools.*"
-                       if elevation == "ndsm" else f"dsm_potsdam_{a:02d}_{b:02d}.tif")
-            found = [p for p in _find(src, pattern)
-                     if p.suffix.lower() in tiles_lib.IMAGE_EXTENSIONS]
-            if not found:
-                raise TileError(f"No {elevation} for {image}: expected "
-                                f"{pattern} under {src}.")
-            elev = found[0]
-        out.append(_Source(name, image, table[name], elev, val))
-    return out
-
-
-def _inria_root(src: Path) -> Path:
-    for cand in (src / "AerialImageDataset" / "train", src / "train", src):
-        if (cand / "images").is_dir() and (cand / "gt").is_dir():
-            return cand
-    raise TileError(f"{src}: expected AerialImageDataset/train/images and "
-                    "AerialImageDataset/train/gt (the INRIA archive layout).")
-
-
-def _inria_sources(src: Path) -> list[_Source]:
-    root = _inria_root(src)
-    pairs = tiles_lib.pair_by_stem(tiles_lib.list_images(root / "images"),
-                                   tiles_lib.list_images(root / "gt"))
-    out = []
-    for name, image, mask in pairs:
-        match = re.fullmatch(r"(.*?)(\d+)", name)
-        val = bool(match) and int(match.group(2)) in INRIA_VAL_NUMBERS
-        out.append(_Source(name, image, mask, None, val))
-    return out
-
-
-def _folder_sources(src: Path, elevation: str) -> list[_Source]:
-    pairs = tiles_lib.pair_by_stem(tiles_lib.list_images(src / "images"),
-                                   tiles_lib.list_images(src / "masks"))
-    elev = {}
-    if elevation != "none":
-        elev = {tiles_lib.tile_stem(p): p
-                for p in tiles_lib.list_images(src / "elevation")}
-    out = []
-    for name, image, mask in pairs:
-        if elevation != "none" and name not in elev:
-            raise TileError(f"No elevation for {image}: expected "
-                            f"{src / 'elevation'}/{name}.tif.")
-        out.append(_Source(name, image, mask, elev.get(name)))
-    return out
-
-
-def _fingerprint(source: _Source, options: dict) -> str:
+def _fingerprint(source: archives.Source, options: dict) -> str:
     parts = {"options": options}
     for key in ("image", "label", "elevation"):
         path = getattr(source, key)
@@ -195,7 +109,7 @@ def _elevation_stats(elevation: np.ndarray, valid: np.ndarray) -> dict:
     return {"sum": [s], "sumsq": [ss], "count": [float(valid.sum())]}
 
 
-def _prepare_tile(source: _Source, out_dir: Path, *, src_bands, bands,
+def _prepare_tile(source: archives.Source, out_dir: Path, *, src_bands, bands,
                   elevation: str, spec, nodata, fingerprint: str) -> dict:
     image = tiles_lib.read_image(source.image)
     if image.dtype != np.uint8:
@@ -324,17 +238,8 @@ def prepare(dataset: str, src: str | os.PathLike, dst: str | os.PathLike, *,
     if dataset == "inria" and elevation != "none":
         raise ValueError("INRIA has no elevation; use elevation='none'.")
 
-    if dataset == "potsdam":
-        sources, default_bands = _potsdam_sources(src, elevation, eroded), POTSDAM_BANDS
-        spec = labels_lib.POTSDAM
-    elif dataset == "inria":
-        sources, default_bands, spec = _inria_sources(src), "RGB", labels_lib.INRIA
-    else:
-        sources = _folder_sources(src, elevation)
-        spec = labels_lib.get_label_spec(label_spec or "potsdam")
-        default_bands = None
-    if dataset != "folder" and label_spec is not None:
-        spec = labels_lib.get_label_spec(label_spec)
+    sources, default_bands, spec = archives.find_sources(
+        dataset, src, elevation, eroded, label_spec)
     if src_bands is None:
         src_bands = default_bands
     if src_bands is None:
