@@ -23,7 +23,9 @@ Gamma runs right after the warp, on the raw values (the warp only
 resamples them), as exp(g log x): placed before the warp, XLA would fuse and
 so repeat it in each of the four bilinear taps. The tf.data pipeline feeds
 uint8 batches straight into the compiled function; the warp gathers the
-uint8 pixels (a quarter of the float32 bytes) and casts after the gather.
+uint8 pixels (a quarter of the float32 bytes) and casts after the gather,
+and with `output_dtype=tf.uint8` the result is rounded back to uint8 in the
+same compiled loop, so no float32 batch is ever written to memory.
 
 Randomness comes only from `tf.random.stateless_*` with seeds split from the
 `seed` argument, so a seed fully determines the result (the pipeline derives
@@ -367,7 +369,7 @@ def _photometric(image, seed, cfg: AugmentConfig):
 
 
 def augment(image: tf.Tensor, label: tf.Tensor, cfg: AugmentConfig,
-            seed) -> tuple[tf.Tensor, tf.Tensor]:
+            seed, output_dtype=tf.float32) -> tuple[tf.Tensor, tf.Tensor]:
     """Joint random augmentation of patches.
 
     Args:
@@ -375,9 +377,13 @@ def augment(image: tf.Tensor, label: tf.Tensor, cfg: AugmentConfig,
       label: [H,W] or [B,H,W] integer class ids (uint8 expected).
       cfg: what to apply.
       seed: int32/int64 [2] stateless seed; same seed, same output.
+      output_dtype: of the returned image; an integer dtype rounds to the
+        nearest value and clips to its range (the pipeline passes uint8 for
+        uint8 bands).
 
     Returns:
-      image float32 and label of the input dtype, same shapes as the inputs.
+      image of `output_dtype` and label of the input dtype, same shapes as
+      the inputs.
     """
     image = tf.convert_to_tensor(image)
     label = tf.convert_to_tensor(label)
@@ -401,9 +407,9 @@ def augment(image: tf.Tensor, label: tf.Tensor, cfg: AugmentConfig,
     _channels(cfg, image.shape[-1])  # channel indices checked before tracing
     if cfg.spatial or cfg.photometric:
         fn = _augment_xla if cfg.xla else _augment_batch
-        image, label = fn(image, label, seed, cfg)
+        image, label = fn(image, label, seed, cfg, output_dtype)
     else:
-        image = tf.cast(image, tf.float32)
+        image = tf.cast(image, output_dtype)
     if single:
         image, label = image[0], label[0]
     return image, label
@@ -428,7 +434,7 @@ def _gamma(image, seed, cfg: AugmentConfig):
     return tf.where(opt, powered, x)
 
 
-def _augment_batch(image, label, seed, cfg: AugmentConfig):
+def _augment_batch(image, label, seed, cfg: AugmentConfig, output_dtype=tf.float32):
     spatial_seed, colour_seed, gamma_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, num=3, alg=PHILOX))
     if cfg.spatial:
@@ -449,6 +455,8 @@ def _augment_batch(image, label, seed, cfg: AugmentConfig):
         image = _gamma(image, gamma_seed, cfg)
     if cfg.photometric:
         image = _photometric(image, colour_seed, cfg)
+    if output_dtype.is_integer:  # round to nearest, clip to the dtype's range
+        image = tf.saturate_cast(tf.round(image), output_dtype)
     return image, label
 
 

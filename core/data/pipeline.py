@@ -31,8 +31,12 @@ function of the seed, and `tf.train.Checkpoint(iterator=iterator)` restores
 the exact position. (The checkpoint then holds the shuffle buffer and the
 open tiles, tens to hundreds of MB; with a cache it also holds the cache.)
 
-Elements are `{"image": [b,H,W,C] float32 raw band values, "label": [b,H,W]
-uint8}`; normalisation is the model's job (info.json mean/std).
+Elements are `{"image": [b,H,W,C] raw band values, "label": [b,H,W] uint8}`,
+the image uint8 when all bands are optical and float32 when an elevation
+band is present (heights in metres do not fit in 8 bits); augmented uint8
+bands are rounded back to uint8 (half a grey level, far below the noise the
+augmentation adds), which quarters the bytes every stage after the
+augmentation moves. Normalisation is the model's job (info.json mean/std).
 """
 from __future__ import annotations
 
@@ -268,10 +272,9 @@ def _seed(base: int, k) -> tf.Tensor:
     return tf.stack([tf.constant(base % 2**31, tf.int32), tf.cast(k, tf.int32)])
 
 
-def _to_batch(image, label, elevation, cast=True):
-    if elevation.shape[-1] == 0:   # no copy for a band-less elevation
-        image = tf.cast(image, tf.float32) if cast else image
-    else:
+def _to_batch(image, label, elevation):
+    """uint8 optical bands as they are; with elevation, all bands float32."""
+    if elevation.shape[-1]:
         image = tf.concat([tf.cast(image, tf.float32), elevation], axis=-1)
     return {"image": image, "label": label}
 
@@ -311,8 +314,9 @@ def train_dataset(cfg: PipelineConfig,
     """Infinite training batches.
 
     Returns:
-      dataset of {"image": [b,P,P,C] float32, "label": [b,P,P] uint8} with
-      b = per-replica batch (cfg.batch_size / replicas), drop_remainder.
+      dataset of {"image": [b,P,P,C] uint8, or float32 with an elevation
+      band, "label": [b,P,P] uint8} with b = per-replica batch
+      (cfg.batch_size / replicas), drop_remainder.
     """
     store = _Store(cfg, "train")
     num_tiles = len(store.names)
@@ -378,13 +382,14 @@ def train_dataset(cfg: PipelineConfig,
     batches = patches.batch(batch, drop_remainder=True).enumerate()
 
     def finish(k, element):
-        # uint8 goes straight into the XLA augmentation (the cast fuses there).
-        augmenting = aug is not None and (aug.spatial or aug.photometric)
-        out = _to_batch(*element, cast=not augmenting)
-        if augmenting:
+        out = _to_batch(*element)
+        if aug is not None and (aug.spatial or aug.photometric):
+            # Augmented uint8 bands are rounded back to uint8 inside the XLA
+            # function: a quarter of float32's bytes to write, queue and copy
+            # to the accelerator (full augmentation 0.91 -> 0.73 ms/patch).
             out["image"], out["label"] = augment(
-                out["image"], out["label"], aug,
-                _seed(seed + 2, k))
+                out["image"], out["label"], aug, _seed(seed + 2, k),
+                output_dtype=out["image"].dtype)
         return out
 
     batches = batches.map(finish, num_parallel_calls=par, deterministic=det)

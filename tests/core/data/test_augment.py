@@ -223,6 +223,29 @@ class PatchStageAndXlaTest(tf.test.TestCase):
         self.assertAllEqual(from_uint8[..., 3], image[..., 3])          # not optical
         self.assertGreater(np.abs(from_uint8.numpy()[..., :3] - image[..., :3]).max(), 5.0)
 
+    def test_uint8_output_is_the_float_output_rounded(self):
+        rng = np.random.default_rng(6)
+        image = rng.integers(0, 256, (4, 32, 32, 4), dtype=np.uint8)
+        label = rng.integers(0, 6, (4, 32, 32), dtype=np.uint8)
+        cfg = AugmentConfig(rotate_deg=20, scale_range=(0.9, 1.1), brightness=0.3,
+                            contrast=0.2, gamma=0.2, noise_std=0.02,
+                            rgb_channels=(0, 1, 2), optical_channels=(0, 1, 2, 3))
+        as_float, float_label = augment(image, label, cfg, seed=[7, 8])
+        as_uint8, uint8_label = augment(image, label, cfg, seed=[7, 8],
+                                        output_dtype=tf.uint8)
+        self.assertEqual(as_uint8.dtype, tf.uint8)
+        self.assertAllEqual(uint8_label, float_label)
+        expected = np.clip(np.round(as_float.numpy()), 0, 255)
+        diff = np.abs(as_uint8.numpy().astype(np.float32) - expected)
+        # Same maths; only a value within float round-off of .5 may round the
+        # other way when XLA fuses the rounding into the computation.
+        self.assertLessEqual(diff.max(), 1.0)
+        self.assertGreater(np.mean(diff == 0), 0.999)
+        self.assertGreater(as_float.numpy().max(), 255.0 - 1e-3)  # the clip was exercised
+        plain, _ = augment(image, label, AugmentConfig(flips=False, rot90=False),
+                           seed=[1, 1], output_dtype=tf.uint8)
+        self.assertAllEqual(plain, image)  # no augmentation: the input itself
+
     def test_affine_prob_splits_the_batch(self):
         image, label = coordinate_patch(batch=8)
         cfg = AugmentConfig(**NO_SPATIAL, rotate_deg=30.0, affine_prob=0.5)

@@ -188,9 +188,12 @@ class PipelineTest(tf.test.TestCase):
         self.assertEqual(info["in_channels"], 3)
         self.assertEqual(info["mean"], [self.info["mean"][i] for i in (3, 0, 1)])
         index = {k: v for k, v in self.window_index().items()}
-        sub = {np.frombuffer(k, np.float32).reshape(P, P, 5)[..., [3, 0, 1]].tobytes(): v
-               for k, v in index.items()}
-        for image, label in self.patches(pipeline.train_dataset(cfg), 8):
+        sub = {np.frombuffer(k, np.float32).reshape(P, P, 5)[..., [3, 0, 1]]
+               .astype(np.uint8).tobytes(): v for k, v in index.items()}
+        ds = pipeline.train_dataset(cfg)
+        # Optical bands only: the batches keep the store's uint8.
+        self.assertEqual(ds.element_spec["image"], tf.TensorSpec([4, P, P, 3], tf.uint8))
+        for image, label in self.patches(ds, 8):
             self.assertEqual(image.shape, (P, P, 3))
             self.assertAllEqual(label, sub[image.tobytes()][3])
         half = self.cfg(scale=0.5)
