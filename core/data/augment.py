@@ -1,15 +1,12 @@
 """Training-time augmentation: one joint spatial warp, then colour on the image.
 
-Spatial (image and label together): flips, 90-degree rotations, arbitrary
-rotation, scale and a random crop are all affine maps about the patch centre,
-so they are composed into ONE matrix per patch and applied in a single
-resampling: bilinear for the image, nearest for the label with fill 255 so
-pixels coming from outside the patch are ignored by losses and metrics. The
-sampling is `tf.raw_ops.ImageProjectiveTransformV3`'s (same matrix
-convention, CONSTANT fill), written as gathers that XLA fuses, which is ~4x
-faster on CPU than that op. Flip and quarter-turn entries are exact
-integers, so without rotation/scale they move pixels exactly. The whole
-batch augmentation is one `jit_compile=True` function.
+Spatial (image and label together, `core.data.warp`): flips, 90-degree
+rotations, arbitrary rotation, scale and a random crop compose into ONE
+affine map per patch, applied in a single resampling (bilinear image,
+nearest label, 255 outside the patch). Flips and quarter turns alone move
+pixels exactly, without resampling. Compiled with XLA: a resampling warp
+and the colour ops below form one function; pure moves and the colour ops
+form two (see `_augment_xla`).
 
 Photometric (image only, after the warp): contrast and brightness on the
 `optical_channels`, saturation and hue on the `rgb_channels` triple (a 3x3
@@ -45,12 +42,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from core.data.labels import IGNORE_INDEX
-
-# Philox explicitly: "auto_select" may pick another algorithm under XLA or
-# on another device, and results must not depend on where they run.
-PHILOX = "philox"
-
+from core.data.warp import PHILOX, affine_transforms, dihedral_moves, uniform, warp_impl
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
@@ -120,151 +112,14 @@ class AugmentConfig:
                 or self.scale_range != (1.0, 1.0) or self.crop < 1.0)
 
     @property
+    def continuous(self) -> bool:
+        """Maps that resample (angle, zoom, crop), not only move pixels."""
+        return self.rotate_deg > 0 or self.scale_range != (1.0, 1.0) or self.crop < 1.0
+
+    @property
     def photometric(self) -> bool:
         return any(getattr(self, n) > 0 for n in (
             "brightness", "contrast", "saturation", "hue", "gamma", "noise_std"))
-
-
-def _unit(shape, seed):
-    """Stateless uniform floats in [0, 1), 24-bit resolution.
-
-    Built from integer draws: TF's float stateless_uniform gives different
-    numbers under XLA than on the CPU kernels, its integer draws do not.
-    """
-    bits = tf.random.stateless_uniform(shape, seed=seed, minval=0, maxval=1 << 24,
-                                       dtype=tf.int32, alg=PHILOX)
-    return tf.cast(bits, tf.float32) * (1.0 / (1 << 24))
-
-
-def _uniform(seed, batch, lo, hi):
-    return lo + (hi - lo) * _unit([batch], seed)
-
-
-def affine_transforms(seed, batch: int, height: int, width: int,
-                      cfg: AugmentConfig, continuous=None) -> tf.Tensor:
-    """Random output->input maps for ImageProjectiveTransformV3.
-
-    For output pixel p (x, y) the input position is c + A (p - c) + t with c
-    the patch centre, A = (crop / zoom) * R(angle) * R90^k * diag(fx, fy) and
-    t a crop offset that keeps the crop inside the patch. `continuous`
-    (bool [batch], default all) says which patches get angle/zoom/crop; the
-    others get only their flips and quarter turn.
-
-    Returns:
-      float32 [batch, 8]: (a0, a1, a2, b0, b1, b2, 0, 0).
-    """
-    seeds = tf.random.experimental.stateless_split(seed, num=7, alg=PHILOX)
-    ones = tf.ones([batch])
-    zeros = tf.zeros([batch])
-    if cfg.flips:
-        fx = tf.where(_uniform(seeds[0], batch, 0., 1.) < 0.5, -1.0, 1.0)
-        fy = tf.where(_uniform(seeds[1], batch, 0., 1.) < 0.5, -1.0, 1.0)
-    else:
-        fx = fy = ones
-    if cfg.rot90:
-        k = tf.random.stateless_uniform([batch], seed=seeds[2], minval=0,
-                                        maxval=4, dtype=tf.int32, alg=PHILOX)
-        # Exact quarter-turn cos/sin (tf.cos(pi/2) is not exactly 0).
-        cos_k = tf.gather([1.0, 0.0, -1.0, 0.0], k)
-        sin_k = tf.gather([0.0, 1.0, 0.0, -1.0], k)
-    else:
-        cos_k, sin_k = ones, zeros
-    if cfg.rotate_deg > 0:
-        angle = _uniform(seeds[3], batch, -cfg.rotate_deg, cfg.rotate_deg)
-        angle = angle * (math.pi / 180.0)
-        cos_a, sin_a = tf.cos(angle), tf.sin(angle)
-    else:
-        cos_a, sin_a = ones, zeros
-    lo, hi = cfg.scale_range
-    zoom = _uniform(seeds[4], batch, lo, hi) if (lo, hi) != (1.0, 1.0) else ones
-    if cfg.crop < 1.0:
-        frac = _uniform(seeds[5], batch, cfg.crop, 1.0)
-        shift = 2.0 * _unit([batch, 2], seeds[6]) - 1.0
-        tx = shift[:, 0] * (1.0 - frac) * (width - 1) / 2.0
-        ty = shift[:, 1] * (1.0 - frac) * (height - 1) / 2.0
-    else:
-        frac, tx, ty = ones, zeros, zeros
-    if continuous is not None:
-        on = tf.cast(continuous, tf.float32)
-        cos_a, sin_a = on * cos_a + (1 - on), on * sin_a
-        zoom, frac = on * zoom + (1 - on), on * frac + (1 - on)
-        tx, ty = on * tx, on * ty
-    # Rotation total: R(angle) R90^k, then column scaling by the flips.
-    cos_t = cos_a * cos_k - sin_a * sin_k
-    sin_t = sin_a * cos_k + cos_a * sin_k
-    s = frac / zoom
-    a00, a01 = s * cos_t * fx, -s * sin_t * fy
-    a10, a11 = s * sin_t * fx, s * cos_t * fy
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    a2 = cx - a00 * cx - a01 * cy + tx
-    b2 = cy - a10 * cx - a11 * cy + ty
-    return tf.stack([a00, a01, a2, a10, a11, b2, zeros, zeros], axis=1)
-
-
-def _warp_impl(image, label, transforms, bilinear=True, projective=True):
-    height, width = image.shape[1], image.shape[2]
-    batch = tf.shape(image)[0]
-    yy, xx = tf.meshgrid(tf.range(height, dtype=tf.float32),
-                         tf.range(width, dtype=tf.float32), indexing="ij")
-    t = transforms[:, :, None, None]
-    sx = t[:, 0] * xx + t[:, 1] * yy + t[:, 2]
-    sy = t[:, 3] * xx + t[:, 4] * yy + t[:, 5]
-    if projective:  # affine maps (c0 = c1 = 0, the augmentation's) skip the divide
-        k = t[:, 6] * xx + t[:, 7] * yy + 1.0
-        sx, sy = sx / k, sy / k
-    # Clamped so the int casts stay small; anything past the border is fill.
-    sx = tf.clip_by_value(sx, -2.0, width + 1.0)
-    sy = tf.clip_by_value(sy, -2.0, height + 1.0)
-    # Label: nearest input pixel, IGNORE_INDEX when it is outside.
-    # Round half away from zero (std::round, as the TF op): -0.5 is outside.
-    nx = tf.sign(sx) * tf.floor(tf.abs(sx) + 0.5)
-    ny = tf.sign(sy) * tf.floor(tf.abs(sy) + 0.5)
-    inside = (nx >= 0) & (nx <= width - 1) & (ny >= 0) & (ny <= height - 1)
-    index = (tf.cast(tf.clip_by_value(ny, 0, height - 1), tf.int32) * width
-             + tf.cast(tf.clip_by_value(nx, 0, width - 1), tf.int32))
-    flat_label = tf.reshape(label, [batch, height * width])
-    label = tf.where(inside, tf.gather(flat_label, index, batch_dims=1),
-                     tf.cast(IGNORE_INDEX, label.dtype))
-    if not bilinear:
-        # Flips / quarter turns only: integer maps, one gather is exact.
-        flat = tf.reshape(image, [batch, height * width, image.shape[-1]])
-        image = tf.where(inside[..., None],
-                         tf.cast(tf.gather(flat, index, batch_dims=1), tf.float32), 0.0)
-        return image, label
-    # Image: bilinear over a 1-pixel zero border (taps outside read 0).
-    padded = tf.reshape(tf.pad(image, [[0, 0], [1, 1], [1, 1], [0, 0]]),
-                        [batch, (height + 2) * (width + 2), image.shape[-1]])
-    x0, y0 = tf.floor(sx), tf.floor(sy)
-    wx, wy = (sx - x0)[..., None], (sy - y0)[..., None]
-    xi, yi = tf.cast(x0, tf.int32) + 1, tf.cast(y0, tf.int32) + 1
-
-    def tap(dy, dx):
-        row = tf.clip_by_value(yi + dy, 0, height + 1)
-        col = tf.clip_by_value(xi + dx, 0, width + 1)
-        return tf.cast(tf.gather(padded, row * (width + 2) + col, batch_dims=1), tf.float32)
-    image = ((tap(0, 0) * (1.0 - wx) + tap(0, 1) * wx) * (1.0 - wy)
-             + (tap(1, 0) * (1.0 - wx) + tap(1, 1) * wx) * wy)
-    return image, label
-
-
-# XLA fuses the coordinate maths, the four gathers and the blend into one
-# loop: ~4x faster on CPU than tf.raw_ops.ImageProjectiveTransformV3, which
-# recomputes the mapping for every channel of every pixel.
-_warp_xla = tf.function(_warp_impl, jit_compile=True)  # static shapes: one trace each
-
-
-def warp(image: tf.Tensor, label: tf.Tensor, transforms: tf.Tensor, *,
-         xla: bool = True):
-    """Applies per-patch output->input maps (ImageProjectiveTransformV3's
-    convention): image bilinear with 0 outside, label nearest with
-    IGNORE_INDEX outside (the same sampling as that op in CONSTANT mode).
-
-    Args:
-      image: [B,H,W,C] any real dtype (gathered in its dtype, returned
-        float32); label: [B,H,W] integer;
-      transforms: [B,8] float32 (a0, a1, a2, b0, b1, b2, c0, c1).
-    """
-    return (_warp_xla if xla else _warp_impl)(image, label, transforms)
 
 
 # RGB -> YIQ (NTSC); a hue shift is a rotation of the (I, Q) chroma plane,
@@ -310,11 +165,11 @@ def colour_matrices(seed, batch, num_channels: int, cfg: AugmentConfig):
     rgb, _ = _channels(cfg, num_channels)
     seeds = tf.random.experimental.stateless_split(seed, num=4, alg=PHILOX)
     h = tf.eye(num_channels, batch_shape=[batch])
-    f = (_uniform(seeds[0], batch, max(0.0, 1 - cfg.contrast), 1 + cfg.contrast)
+    f = (uniform(seeds[0], batch, max(0.0, 1 - cfg.contrast), 1 + cfg.contrast)
          if cfg.contrast > 0 else tf.ones([batch]))
     if (cfg.saturation > 0 or cfg.hue > 0) and len(rgb) == 3:
-        sat = _uniform(seeds[1], batch, max(0.0, 1 - cfg.saturation), 1 + cfg.saturation)
-        theta = _uniform(seeds[2], batch, -cfg.hue, cfg.hue) * (2 * math.pi)
+        sat = uniform(seeds[1], batch, max(0.0, 1 - cfg.saturation), 1 + cfg.saturation)
+        theta = uniform(seeds[2], batch, -cfg.hue, cfg.hue) * (2 * math.pi)
         c, s = tf.cos(theta) * sat, tf.sin(theta) * sat
         z, o = tf.zeros([batch]), tf.ones([batch])
         chroma = tf.reshape(tf.stack([o, z, z, z, c, -s, z, s, c], 1), [batch, 3, 3])
@@ -324,7 +179,7 @@ def colour_matrices(seed, batch, num_channels: int, cfg: AugmentConfig):
         select = tf.one_hot(list(rgb), num_channels)                      # [3,C]
         # Embed the 3x3 block at the RGB rows/columns, identity elsewhere.
         h = h + tf.einsum("ic,bij,jd->bcd", select, rgb_map - tf.eye(3)[None], select)
-    delta = (_uniform(seeds[3], batch, -cfg.brightness, cfg.brightness)
+    delta = (uniform(seeds[3], batch, -cfg.brightness, cfg.brightness)
              if cfg.brightness > 0 else tf.zeros([batch]))
     return h, f, delta
 
@@ -406,8 +261,7 @@ def augment(image: tf.Tensor, label: tf.Tensor, cfg: AugmentConfig,
             raise ValueError(f"rot90 needs square patches, got {height}x{width}.")
     _channels(cfg, image.shape[-1])  # channel indices checked before tracing
     if cfg.spatial or cfg.photometric:
-        fn = _augment_xla if cfg.xla else _augment_batch
-        image, label = fn(image, label, seed, cfg, output_dtype)
+        image, label = _run(image, label, seed, cfg, output_dtype)
     else:
         image = tf.cast(image, output_dtype)
     if single:
@@ -423,7 +277,7 @@ def _gamma(image, seed, cfg: AugmentConfig):
     opt = tf.constant([c in optical for c in range(num_channels)])
     batch = tf.shape(image)[0]
     vr = cfg.value_range
-    g = _uniform(seed, batch, max(0.05, 1 - cfg.gamma), 1 + cfg.gamma)
+    g = uniform(seed, batch, max(0.05, 1 - cfg.gamma), 1 + cfg.gamma)
     x = tf.cast(image, tf.float32)
     # exp(g log x) rather than pow or a per-patch table for uint8: under XLA
     # it is one vectorised loop, ~3x faster than the table's gather
@@ -434,20 +288,29 @@ def _gamma(image, seed, cfg: AugmentConfig):
     return tf.where(opt, powered, x)
 
 
-def _augment_batch(image, label, seed, cfg: AugmentConfig, output_dtype=tf.float32):
-    spatial_seed, colour_seed, gamma_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, num=3, alg=PHILOX))
-    if cfg.spatial:
-        height, width = image.shape[1], image.shape[2]
-        batch = tf.shape(image)[0]
-        # The first round(affine_prob * B) patches get the continuous part
-        # (the pipeline's batches are shuffled, so that is a random subset).
-        n = tf.cast(tf.round(cfg.affine_prob * tf.cast(batch, tf.float32)), tf.int32)
-        transforms = affine_transforms(spatial_seed, batch, height, width, cfg,
-                                       continuous=tf.range(batch) < n)
-        continuous = cfg.rotate_deg > 0 or cfg.scale_range != (1.0, 1.0) or cfg.crop < 1.0
-        image, label = _warp_impl(image, label, transforms, bilinear=continuous,
-                                  projective=False)
+def _seeds(seed):
+    """(spatial, colour, gamma) seeds of one batch."""
+    return tf.unstack(tf.random.experimental.stateless_split(seed, num=3, alg=PHILOX))
+
+
+def _spatial(image, label, seed, cfg: AugmentConfig):
+    """The joint spatial transform. Returns float32 pixels when the maps
+    resample (angle, zoom, crop), else the input's pixels moved exactly."""
+    height, width = image.shape[1], image.shape[2]
+    batch = tf.shape(image)[0]
+    # The first round(affine_prob * B) patches get the continuous part
+    # (the pipeline's batches are shuffled, so that is a random subset).
+    n = tf.cast(tf.round(cfg.affine_prob * tf.cast(batch, tf.float32)), tf.int32)
+    transforms = affine_transforms(_seeds(seed)[0], batch, height, width, cfg,
+                                   continuous=tf.range(batch) < n)
+    if cfg.continuous:
+        return warp_impl(image, label, transforms, projective=False)
+    return dihedral_moves(image, label, transforms)
+
+
+def _colour(image, seed, cfg: AugmentConfig, output_dtype):
+    """Gamma, then the colour map and noise; the result in `output_dtype`."""
+    _, colour_seed, gamma_seed = _seeds(seed)
     image = tf.cast(image, tf.float32)
     # Gamma after the warp, on the raw values: before it, XLA would fuse
     # (and so repeat) its exp/log into each of the four bilinear taps.
@@ -456,13 +319,36 @@ def _augment_batch(image, label, seed, cfg: AugmentConfig, output_dtype=tf.float
     if cfg.photometric:
         image = _photometric(image, colour_seed, cfg)
     if output_dtype.is_integer:  # round to nearest, clip to the dtype's range
-        image = tf.saturate_cast(tf.round(image), output_dtype)
-    return image, label
+        return tf.saturate_cast(tf.round(image), output_dtype)
+    return tf.cast(image, output_dtype)
 
 
-# One XLA cluster for the whole batch augmentation (cfg is a static,
-# hashable argument: one compilation per config and patch shape).
+def _augment_batch(image, label, seed, cfg: AugmentConfig, output_dtype=tf.float32):
+    if cfg.spatial:
+        image, label = _spatial(image, label, seed, cfg)
+    return _colour(image, seed, cfg, output_dtype), label
+
+
+# cfg is a static, hashable argument: one compilation per config and shape.
+# A resampling warp and the colour ops run best as ONE XLA loop (no float32
+# batch in memory between them). After gather-free dihedral moves the colour
+# ops must be a separate function: fused behind the moves XLA does not
+# vectorise exp/log, and flips + gamma took 2.4 ms per patch instead of 0.4.
 _augment_xla = tf.function(_augment_batch, jit_compile=True)
+_spatial_xla = tf.function(_spatial, jit_compile=True)
+_colour_xla = tf.function(_colour, jit_compile=True)
+
+
+def _run(image, label, seed, cfg: AugmentConfig, output_dtype):
+    """The batch augmentation, compiled as explained above when cfg.xla."""
+    if not cfg.xla:
+        return _augment_batch(image, label, seed, cfg, output_dtype)
+    if cfg.continuous or not cfg.spatial:
+        return _augment_xla(image, label, seed, cfg, output_dtype)
+    image, label = _spatial_xla(image, label, seed, cfg)
+    if cfg.photometric or image.dtype != output_dtype:
+        image = _colour_xla(image, seed, cfg, output_dtype)
+    return image, label
 
 
 def channels_for_bands(bands: Sequence[str]) -> dict:

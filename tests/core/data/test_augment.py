@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from core.data.augment import AugmentConfig, augment, channels_for_bands, warp
+from core.data.augment import AugmentConfig, augment, channels_for_bands
+from core.data.warp import affine_transforms, dihedral_moves, warp
 
 N = 15  # odd side: labels y*N+x stay below 255 (the ignore index)
 
@@ -192,7 +193,7 @@ class PhotometricTest(tf.test.TestCase):
         self.assertLessEqual(out[..., :4].max(), 255.0)
 
 
-class PatchStageAndXlaTest(tf.test.TestCase):
+class PatchStageAndXlaTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_warp_matches_image_projective_transform_v3(self):
         rng = np.random.default_rng(6)
@@ -265,6 +266,40 @@ class PatchStageAndXlaTest(tf.test.TestCase):
         b = augment(image, label, AugmentConfig(**kwargs, xla=False), seed=[2, 3])
         self.assertAllClose(a[0], b[0], atol=1e-2)
         self.assertAllEqual(a[1], b[1])
+
+
+    @parameterized.named_parameters(
+        ("square", (12, 12), dict(flips=True, rot90=True)),
+        ("not_square", (10, 14), dict(flips=True, rot90=False)))
+    def test_dihedral_moves_equal_the_warp(self, size, kwargs):
+        rng = np.random.default_rng(9)
+        image = rng.integers(0, 256, (16,) + size + (3,), dtype=np.uint8)
+        label = rng.integers(0, 6, (16,) + size, dtype=np.uint8)
+        transforms = affine_transforms(tf.constant([3, 4]), 16, *size,
+                                       AugmentConfig(**kwargs))
+        moved_i, moved_l = dihedral_moves(image, label, transforms)
+        warped_i, warped_l = warp(image, label, transforms)
+        self.assertEqual(moved_i.dtype, tf.uint8)
+        self.assertAllEqual(tf.cast(moved_i, tf.float32), warped_i)
+        self.assertAllEqual(moved_l, warped_l)
+        self.assertGreater(len({m.tobytes() for m in moved_l.numpy()}), 4)
+
+    def test_xla_moves_then_colour_match_plain_ops(self):
+        # Flips and quarter turns with colour: the compiled path runs the
+        # moves and the colour ops as two XLA functions.
+        rng = np.random.default_rng(10)
+        image = rng.integers(0, 256, (6, 16, 16, 4), dtype=np.uint8)
+        label = rng.integers(0, 6, (6, 16, 16), dtype=np.uint8)
+        kwargs = dict(gamma=0.2, brightness=0.1, contrast=0.1, saturation=0.1, hue=0.05,
+                      noise_std=0.01, rgb_channels=(0, 1, 2), optical_channels=(0, 1, 2))
+        for dtype in (tf.float32, tf.uint8):
+            a = augment(image, label, AugmentConfig(**kwargs), seed=[5, 6], output_dtype=dtype)
+            b = augment(image, label, AugmentConfig(**kwargs, xla=False), seed=[5, 6],
+                        output_dtype=dtype)
+            self.assertEqual(a[0].dtype, dtype)
+            self.assertAllClose(tf.cast(a[0], tf.float32), tf.cast(b[0], tf.float32), atol=1.0)
+            self.assertAllEqual(a[1], b[1])
+            self.assertAllEqual(a[0][..., 3], b[0][..., 3])  # not optical: moved only
 
 
 class ReproducibilityAndErrorsTest(tf.test.TestCase):
