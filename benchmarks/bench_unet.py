@@ -20,6 +20,11 @@ cores, wall-clock ratios drift with their load while CPU-time ratios (the
 work each build needs) stay comparable; both are printed. FLOPs are counted analytically from the convolution
 shapes (2 per multiply-add); a training step is counted as 3x the forward
 convolution FLOPs (forward, gradient w.r.t. inputs, w.r.t. kernels).
+
+Last it prints this machine's bfloat16/float32 ratio on one large 3x3
+convolution and whether the CPU has AMX: the ceiling of the whole step's
+bf16 gain (AVX-512 BF16 alone doubles the multiply-add rate; AMX tiles
+are what the ">= 3x" goal assumes).
 """
 from __future__ import annotations
 
@@ -208,6 +213,27 @@ def main() -> None:
         if slow in wall and fast in wall:
             print(f"{label:38s} speed-up {wall[slow] / wall[fast]:5.2f}x wall, "
                   f"{cpu[slow] / cpu[fast]:5.2f}x cpu")
+    print_conv_ceiling()
+
+
+def print_conv_ceiling() -> None:
+    """The hardware's bf16/f32 ratio on one large convolution: a whole step,
+    ~90 % convolutions, cannot gain more than its convolutions do."""
+    from benchmarks.bench_train import peak_conv_flops  # pylint: disable=import-outside-toplevel
+
+    flags = set()
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    bf16, f32 = peak_conv_flops(tf.bfloat16, 5), peak_conv_flops(tf.float32, 5)
+    print(f"\npeak conv 8x64x64x256 * 3x3x256x256: bfloat16 {bf16[0] / 1e9:.0f} GFLOP/s, "
+          f"float32 {f32[0] / 1e9:.0f} GFLOP/s: {bf16[0] / f32[0]:.2f}x wall, "
+          f"{bf16[1] / f32[1]:.2f}x cpu (CPU flags: avx512_bf16 "
+          f"{'yes' if 'avx512_bf16' in flags else 'no'}, amx_bf16 "
+          f"{'yes' if 'amx_bf16' in flags else 'no'})")
+
 
 if __name__ == "__main__":
     main()
