@@ -120,9 +120,9 @@ def peak_rss_mb(who=resource.RUSAGE_SELF):
 
 
 def demo_paths():
-    """(store, talk image folder, talk mask folder) of the demo data."""
+    """(demo tiles, store, talk image folder, talk mask folder)."""
     src = os.path.join(FLAGS.work_dir, f"potsdam_{FLAGS.tiles}x{FLAGS.size}")
-    return (src + "_store", os.path.join(FLAGS.work_dir, "talk_images"),
+    return (src, src + "_store", os.path.join(FLAGS.work_dir, "talk_images"),
             os.path.join(FLAGS.work_dir, "talk_masks"))
 
 
@@ -131,8 +131,7 @@ def make_demo_data():
     from core.data import synthetic
     from core.data.prepare import prepare
 
-    src = os.path.join(FLAGS.work_dir, f"potsdam_{FLAGS.tiles}x{FLAGS.size}")
-    store, img_dir, mask_dir = demo_paths()
+    src, store, img_dir, mask_dir = demo_paths()
     t = time.perf_counter()
     synthetic.make_demo_dataset(src, "potsdam", tiles=FLAGS.tiles, size=FLAGS.size, log=None)
     info = prepare("potsdam", src, store)
@@ -149,7 +148,7 @@ def make_demo_data():
 
 
 def throughput():
-    store, img_dir, mask_dir = demo_paths()
+    _, store, img_dir, mask_dir = demo_paths()
     if FLAGS.only:
         iterator = iter(pipeline_makers(store, img_dir, mask_dir)[FLAGS.only]())
         for _ in range(6):   # start-up; fills the caches (> 1 epoch)

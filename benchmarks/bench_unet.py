@@ -38,7 +38,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from layers import UNet  # noqa: E402
-from layers.blocks import ConvBlock, ConvBNAct, ResidualBlock  # noqa: E402
 from layers.conv import Conv2D, ConvTranspose2x  # noqa: E402
 
 NUM_CLASSES = 2
@@ -220,13 +219,9 @@ def print_conv_ceiling() -> None:
     """The hardware's bf16/f32 ratio on one large convolution: a whole step,
     ~90 % convolutions, cannot gain more than its convolutions do."""
     from benchmarks.bench_train import peak_conv_flops  # pylint: disable=import-outside-toplevel
+    from core.precision import cpu_flags  # pylint: disable=import-outside-toplevel
 
-    flags = set()
-    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-        for line in f:
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
+    flags = cpu_flags()
     bf16, f32 = peak_conv_flops(tf.bfloat16, 5), peak_conv_flops(tf.float32, 5)
     print(f"\npeak conv 8x64x64x256 * 3x3x256x256: bfloat16 {bf16[0] / 1e9:.0f} GFLOP/s, "
           f"float32 {f32[0] / 1e9:.0f} GFLOP/s: {bf16[0] / f32[0]:.2f}x wall, "

@@ -161,7 +161,8 @@ class DynamicLossScale(tf.Module):
         return all_finite
 
 
-def _cpu_flags() -> set:
+def cpu_flags() -> set:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
             for line in f:
@@ -190,6 +191,6 @@ def default_policy_name() -> str:
         if major >= 8:
             return "mixed_bfloat16"
         return "mixed_float16" if major >= 7 else "float32"
-    if {"avx512_bf16", "amx_bf16"} & _cpu_flags():
+    if {"avx512_bf16", "amx_bf16"} & cpu_flags():
         return "mixed_bfloat16"
     return "float32"

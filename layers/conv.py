@@ -62,15 +62,17 @@ class Conv2D(Module):
     def _own_decay_variables(self) -> tuple[tf.Variable, ...]:
         return (self.w,) if hasattr(self, "w") else ()
 
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        self._build(x)
+    def _convolve(self, x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | None):
+        """conv2d(x, kernel) + bias in the compute dtype (kernel/bias float32)."""
         dtype = self.compute_dtype
-        y = tf.nn.conv2d(tf.cast(x, dtype), tf.cast(self.w, dtype),
+        y = tf.nn.conv2d(tf.cast(x, dtype), tf.cast(kernel, dtype),
                          strides=self.stride, padding=self.padding,
                          dilations=self.dilation)
-        if self.use_bias:
-            y = tf.nn.bias_add(y, tf.cast(self.b, dtype))
-        return y
+        return y if bias is None else tf.nn.bias_add(y, tf.cast(bias, dtype))
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        self._build(x)
+        return self._convolve(x, self.w, self.b if self.use_bias else None)
 
     def scaled(self, x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
         """`self(x) * scale + shift` per output channel, computed as one
@@ -85,11 +87,7 @@ class Conv2D(Module):
         if self.use_bias:
             raise ValueError(f"{self.name}: scaled() folds a shift into a conv "
                              "without a bias; this conv has one")
-        dtype = self.compute_dtype
-        y = tf.nn.conv2d(tf.cast(x, dtype), tf.cast(self.w * scale, dtype),
-                         strides=self.stride, padding=self.padding,
-                         dilations=self.dilation)
-        return tf.nn.bias_add(y, tf.cast(shift, dtype))
+        return self._convolve(x, self.w * scale, shift)
 
 
 class ConvTranspose2x(Module):

@@ -108,8 +108,7 @@ class AugmentConfig:
 
     @property
     def spatial(self) -> bool:
-        return (self.flips or self.rot90 or self.rotate_deg > 0
-                or self.scale_range != (1.0, 1.0) or self.crop < 1.0)
+        return self.flips or self.rot90 or self.continuous
 
     @property
     def continuous(self) -> bool:

@@ -10,23 +10,9 @@ from absl.testing import parameterized
 from layers import UNet
 from layers.blocks import ConvBNAct
 from layers.conv import Conv2D
+from tests.layers.test_conv import numpy_conv_same
 
 EPS = 1e-3
-
-
-def numpy_conv_same(x, w, dilation=1):
-    """Stride-1 SAME convolution, float64, NHWC x HWIO, by explicit taps."""
-    x, w = x.astype(np.float64), w.astype(np.float64)
-    k = w.shape[0]
-    pad = dilation * (k - 1) // 2
-    xp = np.pad(x, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
-    height, width = x.shape[1:3]
-    out = np.zeros(x.shape[:3] + (w.shape[3],))
-    for i in range(k):
-        for j in range(k):
-            patch = xp[:, i * dilation:i * dilation + height, j * dilation:j * dilation + width]
-            out += patch @ w[i, j]
-    return out
 
 
 def randomize_batch_norms(model, seed=0):
@@ -53,7 +39,7 @@ class ConvBNActInferenceTest(tf.test.TestCase, parameterized.TestCase):
         unit(x)  # build
         randomize_batch_norms(unit)
         bn = unit.bn
-        conv = numpy_conv_same(x, unit.conv.w.numpy(), dilation)
+        conv = numpy_conv_same(x, unit.conv.w.numpy(), 0.0, dilation)
         y = ((conv - bn.moving_mean.numpy()) / np.sqrt(bn.moving_variance.numpy() + EPS)
              * bn.scale.numpy() + bn.offset.numpy())
         return unit, x, y
@@ -82,7 +68,7 @@ class ConvBNActInferenceTest(tf.test.TestCase, parameterized.TestCase):
         unit, x, _ = self._unit("float32")
         before = unit.bn.moving_mean.numpy()
         y = tf.function(lambda t: unit(t, training=True))(x)
-        conv = numpy_conv_same(x, unit.conv.w.numpy())
+        conv = numpy_conv_same(x, unit.conv.w.numpy(), 0.0)
         ref = ((conv - conv.mean((0, 1, 2))) / np.sqrt(conv.var((0, 1, 2)) + EPS)
                * unit.bn.scale.numpy() + unit.bn.offset.numpy())
         self.assertAllClose(y, np.maximum(ref, 0), rtol=1e-4, atol=1e-4)
