@@ -46,16 +46,29 @@ def _validate_palette(palette: Sequence[Sequence[int]]) -> tuple[Color, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class LabelSpec:
-    """Names and colours of the classes of one dataset.
+    """Names, colours and raw encodings of the classes of one dataset.
 
     Attributes:
-      name: dataset name, e.g. "potsdam".
+      name: dataset or class-file name, e.g. "potsdam".
       class_names: K names; class id i is `class_names[i]`.
-      palette: K (r, g, b) uint8 colours; class id i is drawn `palette[i]`.
+      palette: K (r, g, b) uint8 colours; class id i is drawn `palette[i]`,
+        and an RGB label pixel of colour `palette[i]` decodes to class i.
+      ids: K raw values that encode the classes in a single-band label (class
+        i is the value `ids[i]`); None means 0..K-1.
+      ignore_values: raw single-band values that mean "not labelled" (decoded
+        to IGNORE_INDEX, expected: not counted as unknown), e.g. LoveDA's 0.
+      ignore_colors: RGB colours that mean "not labelled", e.g. the black
+        boundary of Potsdam's eroded ground truth.
+      excluded_from_mean: class names left out of the "without" means the
+        tools report beside the plain means (Potsdam's clutter).
     """
     name: str
     class_names: tuple[str, ...]
     palette: tuple[Color, ...]
+    ids: tuple[int, ...] | None = None
+    ignore_values: tuple[int, ...] = ()
+    ignore_colors: tuple[Color, ...] = ()
+    excluded_from_mean: tuple[str, ...] = ()
 
     def __post_init__(self):
         if len(self.class_names) != len(self.palette):
@@ -63,10 +76,23 @@ class LabelSpec:
                 f"LabelSpec {self.name!r}: {len(self.class_names)} class names "
                 f"but {len(self.palette)} palette colours; expected one each.")
         _validate_palette(self.palette)
+        if self.ids is not None and len(self.ids) != len(self.class_names):
+            raise ValueError(
+                f"LabelSpec {self.name!r}: {len(self.ids)} ids for "
+                f"{len(self.class_names)} classes; expected one each.")
+        unknown = [c for c in self.excluded_from_mean if c not in self.class_names]
+        if unknown:
+            raise ValueError(f"LabelSpec {self.name!r}: excluded_from_mean "
+                             f"names {unknown} that are not classes.")
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def raw_ids(self) -> tuple[int, ...]:
+        """Single-band value of each class (0..K-1 unless `ids` is set)."""
+        return tuple(range(self.num_classes)) if self.ids is None else self.ids
 
 
 # Order and colours of the ISPRS 2D semantic labelling benchmark.
@@ -76,6 +102,8 @@ POTSDAM = LabelSpec(
                  "car", "clutter"),
     palette=((255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0),
              (255, 255, 0), (255, 0, 0)),
+    ignore_colors=((0, 0, 0),),
+    excluded_from_mean=("clutter",),
 )
 
 # INRIA masks are 0/255 single-band; the palette is for display only.
@@ -83,6 +111,7 @@ INRIA = LabelSpec(
     name="inria",
     class_names=("background", "building"),
     palette=((0, 0, 0), (255, 255, 255)),
+    ids=(0, 255),
 )
 
 _SPECS = {spec.name: spec for spec in (POTSDAM, INRIA)}
