@@ -149,7 +149,7 @@ def find_keyed(root: Path, eroded, layout: str, *, image: str, label: str,
                expected: Callable[[str, str], str],
                image_where: Callable[[Path], bool] | None = None,
                label_where: Callable[[Path], bool] | None = None,
-               title: str = "") -> list[Source]:
+               shown: str = "") -> list[Source]:
     """Archives whose file names carry the tile key, anywhere under root (ISPRS).
 
     Args:
@@ -160,12 +160,13 @@ def find_keyed(root: Path, eroded, layout: str, *, image: str, label: str,
       expected: (kind | "label" | "eroded", key) -> expected file, for errors.
       image_where, label_where: extra path tests (Vaihingen's images and
         labels share a file name and differ by folder).
-      title: the data set's name in messages ("Potsdam").
+      shown: the images as a user knows them, for the error when there is
+        none ("Potsdam image 'top_potsdam_*_RGBIR.tif'").
     """
     found = walk(root)
     images = index(found, image, image_where)
     if not images:
-        raise fail(root, f"no {title} image matching {image!r} found", layout)
+        raise fail(root, f"no {shown or repr(image)} found", layout)
     labels = {False: index(found, label, label_where),
               True: index(found, eroded_label)}
     elevs = {kind: index(found, pattern) for kind, pattern in elevations.items()}
@@ -232,7 +233,7 @@ def find_sidecar(root: Path, eroded, layout: str, *, image: str, mask: str,
                 by_folder.setdefault(path.parent, ({}, {}))[slot][match.group(1)] = path
     labelled = {f: v for f, v in by_folder.items() if v[1]}
     if not labelled:
-        raise fail(root, f"no mask matching {mask!r} found", layout)
+        raise fail(root, "no mask file found", layout)
     out, seen = [], {}
     for folder, (imgs, msks) in sorted(labelled.items()):
         check_strays(imgs, msks, "mask", layout)

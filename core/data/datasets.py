@@ -53,6 +53,9 @@ class Dataset:
       val_tiles: tile names of the official val split when it is a fixed
         list, else () and `split` says what decides it.
       eroded: whether the archive has eroded ("noBoundary") labels.
+      label_threshold: colour labels whose channels are not exactly 0/255
+        (lossy saving): each channel is to be binarised (>= threshold -> 255,
+        else 0) before the palette lookup; None = exact colours.
     """
     name: str
     description: str
@@ -64,6 +67,7 @@ class Dataset:
     find: files_lib.Finder
     val_tiles: tuple[str, ...] = ()
     eroded: bool = False
+    label_threshold: int | None = None
 
     def __post_init__(self):
         if (self.name != self.name.lower()
@@ -128,7 +132,7 @@ POTSDAM = Dataset(
         elevations={"dsm": r"dsm_potsdam_(\d\d)_(\d\d)\.tif",
                     "ndsm": r"dsm_potsdam_(\d\d)_(\d\d)_normalized_lastools\.\w+"},
         val=POTSDAM_VAL_IDS, name=lambda key: f"top_potsdam_{key}",
-        expected=_potsdam_expected, title="Potsdam"),
+        expected=_potsdam_expected, shown="Potsdam image 'top_potsdam_*_RGBIR.tif'"),
     val_tiles=tuple(f"top_potsdam_{t}" for t in POTSDAM_VAL_IDS),
     eroded=True,
 )
@@ -173,7 +177,8 @@ VAIHINGEN = Dataset(
         name=lambda key: f"top_mosaic_09cm_{key}", expected=_vaihingen_expected,
         # Images and labels share file names: images are the ones in top/.
         image_where=lambda p: p.parent.name == "top",
-        label_where=lambda p: p.parent.name != "top", title="Vaihingen"),
+        label_where=lambda p: p.parent.name != "top",
+        shown="Vaihingen image 'top/top_mosaic_09cm_area*.tif'"),
     val_tiles=tuple(f"top_mosaic_09cm_area{n}" for n in VAIHINGEN_VAL_AREAS),
     eroded=True,
 )
@@ -245,10 +250,12 @@ LOVEDA = Dataset(
 )
 
 # DeepGlobe Land Cover (CVPR 2018): RGB masks, unknown = black (ignore); names,
-# colours and <id>_sat.jpg / <id>_mask.png from the challenge description
-# (also torchgeo's DeepGlobeLandCover). Only the 803 training images have
-# masks, so val is our rule: ids with crc32 % 100 < DEEPGLOBE_VAL_PERCENT
-# (about 20 %; a tile keeps its split whatever other tiles exist).
+# colours, <id>_sat.jpg / <id>_mask.png and "mask values may not be pure 0
+# and 255: binarise at 128" from the challenge description (names, colours
+# and files also in torchgeo's DeepGlobeLandCover). Only the 803 training
+# images have masks, so val is our rule: ids with crc32 % 100 below
+# DEEPGLOBE_VAL_PERCENT (about 20 %; a tile keeps its split whatever other
+# tiles exist).
 DEEPGLOBE_CLASSES = LabelSpec(
     name="deepglobe",
     class_names=("urban_land", "agriculture_land", "rangeland", "forest_land",
@@ -270,6 +277,7 @@ DEEPGLOBE = Dataset(
     labels=DEEPGLOBE_CLASSES,
     split=f"no official val masks: ids with crc32(id) % 100 < "
           f"{DEEPGLOBE_VAL_PERCENT} are val (about {DEEPGLOBE_VAL_PERCENT} %)",
+    label_threshold=128,
     find=functools.partial(
         files_lib.find_sidecar, image=r"(\d+)_sat\.jpg", mask=r"(\d+)_mask\.png",
         split=lambda key: ("val" if files_lib.stable_fraction(key, DEEPGLOBE_VAL_PERCENT)

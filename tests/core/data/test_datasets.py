@@ -7,7 +7,6 @@ compared with the published values written out here (the sources named in
 core/data/datasets.py).
 """
 import functools
-import os
 import subprocess
 import sys
 import tempfile
@@ -122,7 +121,7 @@ class PotsdamTest(LayoutTestCase):
                                datasets.find_sources, "potsdam", self.root, eroded=True)
         empty = self.p("empty")
         empty.mkdir()
-        self.assertLayoutError("no Potsdam image", empty, datasets.find_sources,
+        self.assertLayoutError("no Potsdam image .top_potsdam_\*_RGBIR.tif. found", empty, datasets.find_sources,
                                "potsdam", empty)
         with self.assertRaisesRegex(ValueError, "eroded must be"):
             datasets.find_sources("potsdam", self.root, eroded="all")
@@ -313,6 +312,9 @@ class RegistryTest(tf.test.TestCase):
         self.assertEqual(bands, {"potsdam": "RGBIR", "vaihingen": "IRRG", "inria": "RGB",
                                  "loveda": "RGB", "deepglobe": "RGB",
                                  "openearthmap": "RGB", "folder": None})
+        thresholds = {n: datasets.get_dataset(n).label_threshold
+                      for n in datasets.DATASET_NAMES}
+        self.assertEqual({n: t for n, t in thresholds.items() if t}, {"deepglobe": 128})
         with self.assertRaisesRegex(ValueError, "Unknown data set 'isprs'; expected one of "
                                     "potsdam, vaihingen, inria"):
             datasets.get_dataset("isprs")
