@@ -67,7 +67,8 @@ def fail(folder: Path, problem: str, layout: str) -> TileError:
 
 
 def walk(root: Path) -> list[Path]:
-    """Every image file under `root` (any depth), sorted by path."""
+    """Every image file under `root` (any depth; like `Path.rglob` before it,
+    symlinked sub-folders are not entered), sorted by path."""
     out = []
     for folder, dirs, files in os.walk(root):
         dirs.sort()

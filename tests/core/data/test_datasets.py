@@ -121,8 +121,8 @@ class PotsdamTest(LayoutTestCase):
                                datasets.find_sources, "potsdam", self.root, eroded=True)
         empty = self.p("empty")
         empty.mkdir()
-        self.assertLayoutError("no Potsdam image .top_potsdam_\*_RGBIR.tif. found", empty, datasets.find_sources,
-                               "potsdam", empty)
+        self.assertLayoutError(r"no Potsdam image 'top_potsdam_\*_RGBIR.tif' found", empty,
+                               datasets.find_sources, "potsdam", empty)
         with self.assertRaisesRegex(ValueError, "eroded must be"):
             datasets.find_sources("potsdam", self.root, eroded="all")
 
