@@ -12,6 +12,11 @@ with the data set's file patterns bound) plus one test.
     spec = label_spec("folder", my_classes)     # the LabelSpec to decode with
     bands = get_dataset("vaihingen").bands      # "IRRG"
 
+This module is the one home of the data sets' class sets (ISPRS_CLASSES,
+INRIA_CLASSES, ...); `core.data.labels` keeps the LabelSpec type and the
+codecs. Its POTSDAM/INRIA constants and get_label_spec are the old copies,
+equal to these (tested) until their callers switch and they are deleted.
+
 Only file names are looked at; no pixel is read. Layout problems raise
 `core.data.tiles.TileError`, one line naming the folder and the expected
 layout. Where each fact comes from is said above each record: the data
