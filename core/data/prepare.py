@@ -97,6 +97,7 @@ class _Options:
     spec: labels_lib.LabelSpec
     nodata: float | None
     max_unknown_fraction: float
+    label_threshold: int | None
 
 
 def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dict:
@@ -107,8 +108,12 @@ def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dic
                         f"{', '.join(SOURCE_DTYPES)}.")
     tiles_lib.select_bands(image, opt.src_bands, opt.src_bands, path=str(source.image))
     label = read_raster(source.label)
+    mask = label.array
+    if opt.label_threshold is not None:
+        # JPEG-like noise in a colour mask (DeepGlobe): each channel is 0 or 255.
+        mask = np.where(mask >= opt.label_threshold, np.uint8(255), np.uint8(0))
     ids, counts = labels_lib.decode_label(
-        label.array, opt.spec, palette=label.palette, path=str(source.label),
+        mask, opt.spec, palette=label.palette, path=str(source.label),
         max_unknown_fraction=opt.max_unknown_fraction)
     arrays = [(source.image, image), (source.label, ids)]
     valid = _and(raster.valid, label.valid)
@@ -271,8 +276,8 @@ def prepare(dataset: str, src: str | os.PathLike, dst: str | os.PathLike, *,
         raise TileError(f"{src}: source folder not found.")
     if dst.resolve() == src.resolve():
         raise ValueError(f"dst {dst} is the source folder; choose another.")
-    spec = classes if classes is not None else record.label_spec
-    sources = datasets_lib.find_sources(dataset, src, eroded=eroded, classes=spec)
+    spec = datasets_lib.label_spec(record, classes)
+    sources = datasets_lib.find_sources(record, src, eroded=eroded, classes=spec)
     kinds = _elevation_kinds(sources, elevation)
     if src_bands is None:
         src_bands = record.bands
@@ -289,9 +294,11 @@ def prepare(dataset: str, src: str | os.PathLike, dst: str | os.PathLike, *,
 
     out_dir = dst / "tiles"
     out_dir.mkdir(parents=True, exist_ok=True)
-    opt = _Options(src_names, kinds, spec, nodata, float(max_unknown_fraction))
+    opt = _Options(src_names, kinds, spec, nodata, float(max_unknown_fraction),
+                   record.label_threshold)
     options = {"format": STORE_FORMAT, "src_bands": list(src_names), "kinds": list(kinds),
                "spec": repr(spec), "nodata": nodata,
+               "label_threshold": record.label_threshold,
                "max_unknown_fraction": opt.max_unknown_fraction}
     records = {}
     for i, source in enumerate(sources):

@@ -10,7 +10,6 @@ import functools
 import subprocess
 import sys
 import tempfile
-import unittest
 import zlib
 from pathlib import Path
 from unittest import mock
@@ -286,11 +285,11 @@ class FolderTest(LayoutTestCase):
                                datasets.find_sources, "folder", self.p("nowhere"))
 
 
-def _flag_enum(module):
-    """The --dataset enum of a tools binary, read in a process of its own
+def _flag_enum(module, flag="dataset"):
+    """A data set enum flag of a tools binary, read in a process of its own
     (the binaries define flags with the same names)."""
     code = (f"import {module}\nfrom absl import flags\n"
-            "print(','.join(flags.FLAGS['dataset'].parser.enum_values))")
+            f"print(','.join(flags.FLAGS['{flag}'].parser.enum_values))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     return out.strip().split(",")
@@ -394,9 +393,9 @@ class RegistryTest(tf.test.TestCase):
     def test_demo_flag_offers_registry_names(self):
         self.assertTrue(set(_flag_enum("tools.make_demo_data")) <= set(datasets.DATASET_NAMES))
 
-    @unittest.expectedFailure  # lead: remove once tools/prepare.py uses DATASET_NAMES
     def test_prepare_flag_enum_is_the_registry(self):
-        self.assertEqual(_flag_enum("tools.prepare"), list(datasets.DATASET_NAMES))
+        for tool in ("tools.prepare", "tools.train"):
+            self.assertEqual(_flag_enum(tool, "prepare_dataset"), list(datasets.DATASET_NAMES))
 
 
 if __name__ == "__main__":
