@@ -1,12 +1,10 @@
 """Hand-written optimizers: SGD with (Nesterov) momentum, and AdamW.
 
 Each update rule is a pure function (`sgd_momentum_update`, `adamw_update`)
-with its maths in the docstring; a `tf.Module` owns the state around it
-(learning rate, the momentum a schedule cycles, an iteration counter and the
-per-variable slots), in the style of Sonnet 2's `momentum.py`. `_Optimizer`
-holds what the two share: lazily created slots, decoupled weight decay on
-the variables listed in `decay_variables` only, skipped loss-scaling steps
-(`finite`) and tf.distribute.
+with its maths in the docstring; a `tf.Module` owns the state around it, in
+the style of Sonnet 2's `momentum.py`. `_Optimizer` holds what the two share:
+lazy slots, decoupled weight decay on the `decay_variables` only, skipped
+loss-scaling steps (`finite`) and tf.distribute.
 
 Under a tf.distribute strategy, `apply` called inside `strategy.run` sums the
 per-replica gradients (as Keras does: scale each replica's loss by
@@ -62,8 +60,7 @@ def sgd_momentum_update(param: tf.Tensor, grad: tf.Tensor, velocity: tf.Tensor,
 
 
 def _one_minus(beta, dtype) -> tf.Tensor:
-    """1 - beta, in double for a Python float (as torch: 1 - 0.999 in float32
-    arithmetic is 1.3e-5 off, and v would be too)."""
+    """1 - beta, in double for a Python float as torch (1 - 0.999 in float32 is 1.3e-5 off)."""
     if isinstance(beta, (int, float)):
         return tf.constant(1.0 - beta, dtype)
     return 1.0 - tf.cast(beta, dtype)
@@ -165,9 +162,7 @@ class _Optimizer(tf.Module):
             return tf.Variable(value, dtype=dtype, name=name, trainable=False,
                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
-    @property
-    def built(self) -> bool:
-        return bool(self._slots.index)
+    built = property(lambda self: bool(self._slots.index))
 
     def build(self, variables: Sequence[tf.Variable]) -> None:
         """Creates the slots (call under strategy.scope() if any).
@@ -262,8 +257,8 @@ class _Optimizer(tf.Module):
     def _hyper(self) -> tuple:
         raise NotImplementedError
 
-    def _after_update(self, finite) -> None:
-        del finite
+    def _after_update(self, finite) -> None:  # AdamW counts the applied updates
+        pass
 
     def _rule(self, param, grad, slots, hyper, weight_decay) -> tuple:
         """(new_param, *new_slots) in the slots' dtype."""
@@ -331,7 +326,7 @@ class AdamW(_Optimizer):
       learning_rate: float32 tf.Variable (a schedule assigns it).
       beta_1: float32 tf.Variable; `momentum` is the same variable, the
         name a schedule and the train step use for every optimizer.
-      beta_2, epsilon, weight_decay: Python floats.
+      beta_2, epsilon, weight_decay: Python floats (see adamw_update).
       iterations: int64 tf.Variable, number of `apply` calls (skipped
         non-finite steps included, so schedules keep their pace).
       updates: int64 tf.Variable, updates actually applied: the t of the
@@ -341,13 +336,6 @@ class AdamW(_Optimizer):
         variable that gets no gradient at some step.
       m, v: lists of float32 slots (first and second moments), one per
         variable of the first `apply` (or `build`) call; created lazily.
-
-    Args:
-      learning_rate: initial learning rate >= 0.
-      beta_1: initial beta_1 in [0, 1).
-      beta_2: in [0, 1).
-      epsilon: >= 0, added to sqrt(v) after its bias correction.
-      weight_decay: decoupled decay d >= 0 (see adamw_update).
     """
 
     _SLOTS = ("m", "v")
