@@ -10,7 +10,7 @@ wheel; plain `pip install torch` pulls a CUDA build of several GB):
     /tmp/torchvenv/bin/python tests/core/golden/make_optim_golden.py
 
 The gradients are fixed arrays, not gradients of a loss, so the file does not
-depend on autodiff; steps 4 and 7 scale them by 1e-3 and 30 so that Adam's
+depend on autodiff; the 4th and 7th are scaled by 1e-3 and 30 so that Adam's
 normalisation and epsilon matter. Every number is a float32 value written
 exactly (a float64 repr of it). Cases:
   adamw_constant   torch defaults but lr 0.01; decay on "w" only (the bias
