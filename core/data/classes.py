@@ -141,7 +141,8 @@ def _build(path: Path, name: str, classes: list, ignore: list,
         if value[1] is None:
             continue
         if value in owner:
-            fail(where, f"{value[0]} {value[1]} is already used by "
+            shown = value[1] if value[0] == "id" else "(%d,%d,%d)" % value[1]
+            fail(where, f"{value[0]} {shown} is already used by "
                  f"{owner[value]}; expected each {value[0]} once")
         owner[value] = where
     fill = iter(display_colors(colours.count(None),
