@@ -242,7 +242,9 @@ def _histogram(band: np.ndarray):
                                                return_counts=True)
             return values.astype(np.int64), counts, index.reshape(band.shape)
         band = (band.astype(np.int64) - offset).astype(np.uint16)
-    counts = np.bincount(band.ravel())
+    counts = np.zeros(1 << (8 * band.itemsize), np.int64)
+    for row in range(0, band.shape[0], 256):  # bounded int64 temporaries
+        counts += np.bincount(band[row:row + 256].ravel(), minlength=len(counts))
     return np.arange(len(counts), dtype=np.int64) + offset, counts, band
 
 
@@ -257,6 +259,7 @@ class _Reading:
     found: list        # [(description, pixels)] of unknown values, most first
     ids: object        # [H,W] uint8, or () -> it (only the chosen one is made)
     table: np.ndarray | None = None    # [N] class per histogram value
+    ignored: np.ndarray | None = None  # [N] declared ignore per value
 
 
 def _class_list(spec: LabelSpec, by_colour: bool) -> str:
@@ -289,7 +292,7 @@ def _table_reading(hist, spec: LabelSpec, read, *, kind: str, by_colour: bool,
     return _Reading(kind, _class_list(spec, by_colour), int(counts[unknown].sum()),
                     int(counts[ignored].sum()),
                     int(counts[table != IGNORE_INDEX].sum()), found,
-                    lambda: table[index], table)
+                    lambda: table[index], table, ignored)
 
 
 def _values_reading(hist, spec: LabelSpec, *, kind="values", describe=str):
@@ -341,20 +344,23 @@ def _rgb_reading(rgb: np.ndarray, spec: LabelSpec) -> _Reading:
                     int(np.count_nonzero(ids != IGNORE_INDEX)), found, ids)
 
 
-def _choose(first: _Reading, second: _Reading, hist, describe, where: str,
-            take_second: bool) -> _Reading:
-    """`second` if take_second else `first`; LabelError if they give a pixel
-    two different classes (then the file contradicts itself or the spec)."""
-    a, b = (second, first) if take_second else (first, second)
-    clash = (hist[1] > 0) & (a.table != b.table) & (a.table != IGNORE_INDEX) \
-        & (b.table != IGNORE_INDEX)
-    if clash.any():
-        i = int(np.flatnonzero(clash)[0])
-        raise LabelError(
-            f"{where}: {describe(int(hist[0][i]))} is class {a.table[i]} as "
-            f"{a.kind} but class {b.table[i]} as {b.kind}; expected the file "
-            f"to agree with one reading of {a.expected}.")
-    return a
+def _differ(a: _Reading, b: _Reading, hist, spec: LabelSpec, describe,
+            classes_only: bool) -> str | None:
+    """Words for the first band value `a` and `b` read differently (only two
+    different classes if classes_only), None when there is none."""
+    both = (a.table != IGNORE_INDEX) & (b.table != IGNORE_INDEX)
+    differ = (a.table != b.table) | (a.ignored != b.ignored)
+    differ &= (hist[1] > 0) & (both if classes_only else True)
+    if not differ.any():
+        return None
+    i = int(np.flatnonzero(differ)[0])
+
+    def word(r: _Reading) -> str:
+        c = int(r.table[i])
+        return (f"class {c} ({spec.class_names[c]})" if c != IGNORE_INDEX
+                else "ignore" if r.ignored[i] else "unknown")
+    return (f"{describe(int(hist[0][i]))} is {word(a)} as {a.kind} but "
+            f"{word(b)} as {b.kind}")
 
 
 def decode_label(mask: np.ndarray, spec: LabelSpec, *,
@@ -367,8 +373,8 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
     - 3 bands: RGB colours; `spec.palette[i]` -> i, `spec.ignore_colors` ->
       IGNORE_INDEX. If the spec has explicit `ids` and the three bands are
       equal (a grey mask saved as RGB, e.g. an INRIA mask), the grey level is
-      also read as a value, and the reading with fewer unknown pixels is
-      taken (colours on a tie).
+      also read as a value; the reading with fewer unknown pixels is taken,
+      and a tie between two readings that differ is ambiguous (LabelError).
     - 1 band: class values; `spec.raw_ids[i]` -> i, `spec.ignore_values` and
       255 (unless 255 is a class value) -> IGNORE_INDEX. A 2-class spec with
       values 0 and 255 also reads 0/1 masks.
@@ -379,6 +385,7 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
     Whenever the reading taken and the other one would give some pixel two
     different classes, LabelError (no silent guess), except for a colour-only
     spec read through a colour table: there the colours are the definition.
+    (Colour tables may carry an alpha column: it is not used.)
 
     Args:
       mask: [H,W,C] or [H,W] as `core.data.raster.read_raster` returns it:
@@ -425,11 +432,22 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
                 and (mask[..., 0] == mask[..., 2]).all():
             hist = _histogram(mask[..., 0])
             grey = np.repeat(np.arange(256)[:, None], 3, axis=1)
-            by_value = _values_reading(hist, spec, kind="grey values")
+            def grey_rgb(v):
+                return _rgb((v, v, v))
+            by_value = _values_reading(hist, spec, kind="grey values",
+                                       describe=grey_rgb)
             by_colour = _colours_reading(hist, spec, grey, kind="colours",
-                                         describe=lambda v: _rgb((v, v, v)))
-            reading = _choose(by_colour, by_value, hist, str, where,
-                              by_value.unknown < by_colour.unknown)
+                                         describe=grey_rgb)
+            reading = (by_value if by_value.unknown < by_colour.unknown
+                       else by_colour)
+            clash = _differ(by_value, by_colour, hist, spec, grey_rgb,
+                            by_value.unknown != by_colour.unknown)
+            if clash:
+                raise LabelError(
+                    f"{where}: grey RGB label reads two ways for "
+                    f"'{spec.name}': {clash}; expected one reading: drop the "
+                    "ids from the class file if the labels are colours, or "
+                    "the colours if they are values.")
         else:
             reading = _rgb_reading(mask, spec)
     else:
@@ -437,7 +455,11 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
         if palette is None:
             reading = _values_reading(hist, spec)
         else:
-            table = np.asarray(palette).reshape(-1, 3)
+            table = np.asarray(palette)
+            if table.ndim != 2 or table.shape[1] not in (3, 4):
+                raise LabelError(f"{where}: colour table of shape {table.shape}"
+                                 "; expected [N,3] (r, g, b).")
+            table = table[:, :3]
 
             def describe(v):
                 return f"index {v}" + (f" {_rgb(table[v])}"
@@ -450,8 +472,16 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
                     and by_colour.unknown <= by_value.unknown:
                 reading = by_colour  # the spec's classes ARE colours
             else:
-                reading = _choose(by_value, by_colour, hist, describe, where,
-                                  False)
+                reading = by_value
+                clash = _differ(by_value, by_colour, hist, spec, describe,
+                                classes_only=True)
+                if clash:
+                    raise LabelError(
+                        f"{where}: palette-indexed label contradicts "
+                        f"'{spec.name}': {clash}; expected its colour table to "
+                        "agree with the class ids (drop the colours from the "
+                        "class file if the indices are right, or the ids if "
+                        "the colours are).")
     total = mask.shape[0] * mask.shape[1]
     if reading.unknown > max_unknown_fraction * total:
         listed = ", ".join(f"{d}: {n} px" for d, n in reading.found[:8])

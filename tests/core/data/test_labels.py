@@ -244,7 +244,20 @@ class DecodeBinaryTest(tf.test.TestCase, parameterized.TestCase):
         rgb = np.zeros((2, 2, 3), np.uint8)
         with self.assertRaises(labels.LabelError) as err:
             labels.decode_label(rgb, spec, path="g.png")
-        _one_line(self, err, "g.png", "class 1", "class 0")
+        _one_line(self, err, "g.png", "(0,0,0)", "class 1 (b)", "class 0 (a)")
+
+    def test_grey_rgb_tie_between_ignore_and_class_is_an_error(self):
+        # Colour (0,0,0) is declared ignore, value 0 is class "a": an all-black
+        # tile would be all-ignore one way and all "a" the other.
+        spec = _spec(ids=(0, 1, 2), ignore_colors=((0, 0, 0),))
+        with self.assertRaises(labels.LabelError) as err:
+            labels.decode_label(np.zeros((2, 2, 3), np.uint8), spec, path="k.png")
+        _one_line(self, err, "k.png", "ignore", "class 0 (a)", "drop the ids")
+        # The same spec reads a grey tile whose readings agree.
+        rgb = np.full((1, 2, 3), 255, np.uint8)
+        ids, counts = labels.decode_label(rgb, spec)
+        self.assertAllEqual(ids, [[255, 255]])
+        self.assertEqual(counts, {"unknown": 0, "ignore": 2})
 
 
 class DecodePaletteTest(tf.test.TestCase):
@@ -297,8 +310,18 @@ class DecodePaletteTest(tf.test.TestCase):
         with self.assertRaises(labels.LabelError) as err:
             labels.decode_label(np.array([[0, 1]], np.uint8), spec,
                                 palette=table, path="p.png")
-        _one_line(self, err, "p.png", "index 0 (0,0,30)", "class 0",
-                  "class 2")
+        _one_line(self, err, "p.png", "index 0 (0,0,30)", "class 0 (a)",
+                  "class 2 (c)")
+
+    def test_table_with_alpha_column(self):
+        table = np.array([(255, 255, 255, 0), (0, 0, 255, 255)], np.uint8)
+        ids, _ = labels.decode_label(np.array([[1, 0]], np.uint8),
+                                     labels.POTSDAM, palette=table)
+        self.assertAllEqual(ids, [[1, 0]])
+        with self.assertRaises(labels.LabelError) as err:
+            labels.decode_label(np.array([[1, 0]], np.uint8), labels.POTSDAM,
+                                palette=np.zeros(6, np.uint8), path="t.png")
+        _one_line(self, err, "t.png", "[N,3]")
 
     def test_unknown_index_named_with_its_colour(self):
         table = np.array(list(P) + [(7, 8, 9)], np.uint8)
