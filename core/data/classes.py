@@ -131,6 +131,10 @@ def _build(path: Path, name: str, classes: list, ignore: list,
         where = classes[[i is None for i in ids].index(True)][0]
         fail(where, "no id while other classes have one; expected an id for "
              "every class or for none (then ids are 0..K-1)")
+    for where, value, _ in ignore:
+        if ids[0] is None and value is not None and value < len(classes):
+            fail(where, f"id {value} is class {names[value]!r} (classes listed "
+                 "without ids are 0..K-1); expected an id for every class")
     ignore_ids = [i for _, i, _ in ignore if i is not None]
     ignore_colours = [c for _, _, c in ignore if c is not None]
     owner = {}

@@ -389,8 +389,8 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
 
     Args:
       mask: [H,W,C] or [H,W] as `core.data.raster.read_raster` returns it:
-        integer dtype (uint8, uint16, int16, ...) or whole-valued float;
-        C = 1 or 3.
+        integer dtype (uint8, uint16, int16, ...), bool (1-bit: 0/1) or
+        whole-valued float; C = 1 or 3.
       spec: the classes.
       palette: [M,3] colour table of a palette-indexed file, else None.
       path: the file, for messages.
@@ -417,6 +417,8 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
                  "or drop the band)" if bands == 4 else "")
         raise LabelError(f"{where}: label has {bands} bands{extra}; expected 1 "
                          "(class values or palette indices) or 3 (RGB colours).")
+    if mask.dtype == bool:  # 1-bit files (PNG mode "1", bilevel TIFF)
+        mask = mask.astype(np.uint8)
     if not np.issubdtype(mask.dtype, np.integer):
         if not (np.issubdtype(mask.dtype, np.floating) and np.isfinite(mask).all()
                 and (mask == np.round(mask)).all()):

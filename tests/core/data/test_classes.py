@@ -64,6 +64,16 @@ class JsonTest(ClassFileTestCase):
         self.assertEqual(spec.palette,
                          ((31, 119, 180), (255, 127, 14), (44, 160, 44)))
 
+    def test_names_normalised_for_files_and_tags(self):
+        path = self.write("n.json", {
+            "classes": [{"name": "  Low vegetation / grass "},
+                        {"name": "tree (deciduous)"}, {"name": "car.small-1"}],
+            "exclude_from_mean": ["low VEGETATION / grass"]})
+        spec = classes.load_class_file(path)
+        self.assertEqual(spec.class_names,
+                         ("Low_vegetation_grass", "tree_deciduous", "car.small-1"))
+        self.assertEqual(spec.excluded_from_mean, ("Low_vegetation_grass",))
+
     def test_missing_colours_avoid_given_and_ignore_colours(self):
         path = self.write("some.json", {
             "classes": [{"name": "a", "color": "#1f77b4"}, {"name": "b"},
@@ -165,6 +175,11 @@ class BadFileTest(ClassFileTestCase):
         ("class_id_is_ignore", "x.json",
          {"classes": [{"name": "a", "id": 0}, {"name": "b", "id": 1}],
           "ignore": [0]}, ["ignore[0]", "id 0"]),
+        ("ignore_id_is_implicit_class", "x.csv", "name,color\na,#000001\n"
+         "b,#000002\nignore,\n", ["line 4", "id and/or a color"]),
+        ("ignore_id_is_implicit_class_json", "x.json",
+         {"classes": [{"name": "a"}, {"name": "b"}], "ignore": [1]},
+         ["ignore[0]", "id 1 is class 'b'", "0..K-1"]),
         ("colour_out_of_range", "x.json", [{"name": "a", "color": [1, 2, 256]},
                                            {"name": "b"}],
          ["classes[0]", "0..255"]),

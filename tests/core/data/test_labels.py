@@ -224,6 +224,12 @@ class DecodeBinaryTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(ids, [[0, 1, 0], [0, 0, 255]])
         self.assertEqual(counts, {"unknown": 1, "ignore": 0})
 
+    def test_one_bit_mask(self):
+        mask = np.array([[False, True], [True, True]])
+        ids, counts = labels.decode_label(mask, labels.INRIA)
+        self.assertAllEqual(ids, [[0, 1], [1, 1]])
+        self.assertEqual(counts, {"unknown": 0, "ignore": 0})
+
     def test_both_1_and_255_in_one_tile(self):
         mask = np.array([[0, 255, 1, 255]], np.uint8)
         ids, counts = labels.decode_label(mask, labels.INRIA,
