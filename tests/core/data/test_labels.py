@@ -293,6 +293,17 @@ class DecodePaletteTest(tf.test.TestCase):
         self.assertAllEqual(ids, np.zeros((3, 3)))
         self.assertEqual(counts, {"unknown": 0, "ignore": 0})
 
+    def test_half_matching_table_that_contradicts_indices_is_an_error(self):
+        # Index 0's colour is building (class 1), index 1's is no class: the
+        # indices win on unknown pixels, but they call index 0 class 0.
+        table = np.array([BLUE, (7, 7, 7)], np.uint8)
+        with self.assertRaises(labels.LabelError) as err:
+            labels.decode_label(np.array([[0, 1]], np.uint8), labels.POTSDAM,
+                                palette=table, path="h.png")
+        _one_line(self, err, "h.png", "index 0 (0,0,255)",
+                  "class 0 (impervious_surfaces) as palette indices",
+                  "class 1 (building) as palette colours")
+
     def test_explicit_ids_read_indices(self):
         spec = _spec(ids=(1, 2, 3), ignore_values=(0,))
         table = np.array([(0, 0, 0), (200, 1, 1), (1, 200, 1), (1, 1, 200)],
