@@ -232,19 +232,24 @@ def _rgb(color) -> str:
     return "(%d,%d,%d)" % tuple(int(c) for c in color)
 
 
-def _histogram(band: np.ndarray):
-    """-> values [N] int64 sorted, counts [N], index [H,W] (band == values[index])."""
+def _histogram(band: np.ndarray, valid: np.ndarray | None):
+    """-> values [N] int64 sorted, counts [N] of valid pixels, index [H,W]
+    (band == values[index])."""
     offset = 0
     if band.dtype not in (np.uint8, np.uint16):
         offset, top = int(band.min()), int(band.max())
         if top - offset >= 1 << 16:  # a sparse wide range (int32 ids): sort
-            values, index, counts = np.unique(band, return_inverse=True,
-                                               return_counts=True)
-            return values.astype(np.int64), counts, index.reshape(band.shape)
+            values, index = np.unique(band, return_inverse=True)
+            index = index.reshape(band.shape)
+            counts = np.bincount(index[valid] if valid is not None
+                                 else index.ravel(), minlength=len(values))
+            return values.astype(np.int64), counts, index
         band = (band.astype(np.int64) - offset).astype(np.uint16)
     counts = np.zeros(1 << (8 * band.itemsize), np.int64)
     for row in range(0, band.shape[0], 256):  # bounded int64 temporaries
-        counts += np.bincount(band[row:row + 256].ravel(), minlength=len(counts))
+        rows = band[row:row + 256]
+        rows = rows[valid[row:row + 256]] if valid is not None else rows.ravel()
+        counts += np.bincount(rows, minlength=len(counts))
     return np.arange(len(counts), dtype=np.int64) + offset, counts, band
 
 
@@ -324,7 +329,7 @@ def _colours_reading(hist, spec: LabelSpec, colours, *, kind: str, describe):
                           describe=describe)
 
 
-def _rgb_reading(rgb: np.ndarray, spec: LabelSpec) -> _Reading:
+def _rgb_reading(rgb: np.ndarray, spec: LabelSpec, valid) -> _Reading:
     code = rgb[..., 0].astype(np.uint32)  # packed 0xRRGGBB, no [H,W,3] temps
     code <<= 8
     code |= rgb[..., 1]
@@ -334,14 +339,18 @@ def _rgb_reading(rgb: np.ndarray, spec: LabelSpec) -> _Reading:
     ignored = np.zeros(code.shape, bool)
     for r, g, b in spec.ignore_colors:
         ignored |= code == ((r << 16) | (g << 8) | b)
-    codes, counts = np.unique(code[(ids == IGNORE_INDEX) & ~ignored],
-                              return_counts=True)
+    classes = ids != IGNORE_INDEX
+    if valid is not None:
+        ignored &= valid
+        classes &= valid
+    codes, counts = np.unique(code[~classes & ~ignored & (
+        True if valid is None else valid)], return_counts=True)
     order = np.argsort(-counts, kind="stable")
     found = [(_rgb((c >> 16, (c >> 8) & 255, c & 255)), int(n))
              for c, n in zip(codes[order].tolist(), counts[order])]
     return _Reading("colours", _class_list(spec, True), int(counts.sum()),
                     int(np.count_nonzero(ignored)),
-                    int(np.count_nonzero(ids != IGNORE_INDEX)), found, ids)
+                    int(np.count_nonzero(classes)), found, ids)
 
 
 def _differ(a: _Reading, b: _Reading, hist, spec: LabelSpec, describe,
@@ -365,7 +374,8 @@ def _differ(a: _Reading, b: _Reading, hist, spec: LabelSpec, describe,
 
 def decode_label(mask: np.ndarray, spec: LabelSpec, *,
                  palette: np.ndarray | None = None, path: str = "",
-                 max_unknown_fraction: float = 0.01
+                 max_unknown_fraction: float = 0.01,
+                 valid: np.ndarray | None = None
                  ) -> tuple[np.ndarray, dict[str, int]]:
     """Turns a label raster into class ids: the one label decoder.
 
@@ -395,7 +405,11 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
       palette: [M,3] colour table of a palette-indexed file, else None.
       path: the file, for messages.
       max_unknown_fraction: more unknown pixels than this fraction of the
-        tile raise LabelError; fewer decode to IGNORE_INDEX (caller warns).
+        tile's valid pixels raise LabelError; fewer decode to IGNORE_INDEX
+        (the caller warns).
+      valid: [H,W] bool, False where the label file marks no data (its
+        `Raster.valid`): those pixels decode to IGNORE_INDEX and are counted
+        neither unknown nor ignore, whatever value they hold. None: all valid.
 
     Returns:
       ids: [H,W] uint8 class ids 0..K-1; IGNORE_INDEX for ignore and unknown.
@@ -417,6 +431,16 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
                  "or drop the band)" if bands == 4 else "")
         raise LabelError(f"{where}: label has {bands} bands{extra}; expected 1 "
                          "(class values or palette indices) or 3 (RGB colours).")
+    if valid is not None:
+        valid = np.asarray(valid, bool)
+        if valid.shape != mask.shape[:2]:
+            raise LabelError(f"{where}: valid mask {valid.shape} for a label of "
+                             f"{mask.shape[:2]}; expected the same size.")
+        if valid.all():
+            valid = None
+        else:  # no-data pixels may hold anything (NaN, -9999): overwrite
+            mask = mask.copy()
+            mask[~valid] = mask[valid][0] if valid.any() else 0
     if mask.dtype == bool:  # 1-bit files (PNG mode "1", bilevel TIFF)
         mask = mask.astype(np.uint8)
     if not np.issubdtype(mask.dtype, np.integer):
@@ -432,7 +456,7 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
         mask = mask.astype(np.uint8, copy=False)
         if spec.ids is not None and (mask[..., 0] == mask[..., 1]).all() \
                 and (mask[..., 0] == mask[..., 2]).all():
-            hist = _histogram(mask[..., 0])
+            hist = _histogram(mask[..., 0], valid)
             grey = np.repeat(np.arange(256)[:, None], 3, axis=1)
             def grey_rgb(v):
                 return _rgb((v, v, v))
@@ -451,9 +475,9 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
                     "ids from the class file if the labels are colours, or "
                     "the colours if they are values.")
         else:
-            reading = _rgb_reading(mask, spec)
+            reading = _rgb_reading(mask, spec, valid)
     else:
-        hist = _histogram(mask[..., 0])
+        hist = _histogram(mask[..., 0], valid)
         if palette is None:
             reading = _values_reading(hist, spec)
         else:
@@ -484,7 +508,7 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
                         "agree with the class ids (drop the colours from the "
                         "class file if the indices are right, or the ids if "
                         "the colours are).")
-    total = mask.shape[0] * mask.shape[1]
+    total = mask.shape[0] * mask.shape[1] if valid is None else int(valid.sum())
     if reading.unknown > max_unknown_fraction * total:
         listed = ", ".join(f"{d}: {n} px" for d, n in reading.found[:8])
         more = len(reading.found) - 8
@@ -495,4 +519,6 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
             + (f" and {more} more" if more > 0 else "")
             + f"; expected {reading.expected}.")
     ids = reading.ids() if callable(reading.ids) else reading.ids
+    if valid is not None:
+        ids[~valid] = IGNORE_INDEX
     return ids, {"unknown": reading.unknown, "ignore": reading.ignore}

@@ -391,6 +391,47 @@ class DecodePaletteTest(tf.test.TestCase):
         self.assertEqual(counts, {"unknown": 0, "ignore": 1})
 
 
+class NoDataTest(tf.test.TestCase):
+    """`valid` (the label file's own no-data) excludes pixels from counts."""
+
+    def test_int16_nodata_border(self):
+        mask = np.full((4, 5), -9999, np.int16)
+        mask[1:3, 1:4] = [[0, 1, 2], [2, 255, 7]]
+        valid = mask != -9999
+        with self.assertRaises(labels.LabelError):  # -9999 would be unknown
+            labels.decode_label(mask, _spec())
+        ids, counts = labels.decode_label(mask, _spec(), valid=valid,
+                                          max_unknown_fraction=0.2)
+        expected = np.full((4, 5), 255, np.uint8)
+        expected[1:3, 1:4] = [[0, 1, 2], [2, 255, 255]]
+        self.assertAllEqual(ids, expected)
+        # 7 is 1 of 6 valid pixels (17%): within 0.2 of the valid pixels,
+        # and beyond 0.1 (it would be 5% of the whole tile).
+        self.assertEqual(counts, {"unknown": 1, "ignore": 1})
+        with self.assertRaises(labels.LabelError) as err:
+            labels.decode_label(mask, _spec(), valid=valid,
+                                max_unknown_fraction=0.1, path="n.tif")
+        _one_line(self, err, "n.tif", "1 of 6", "7: 1 px")
+
+    def test_float_nan_and_rgb_garbage_outside_valid(self):
+        mask = np.array([[np.nan, 1.0], [2.0, -3.4e38]], np.float32)
+        valid = np.isfinite(mask) & (mask > -1)
+        ids, counts = labels.decode_label(mask, _spec(), valid=valid)
+        self.assertAllEqual(ids, [[255, 1], [2, 255]])
+        self.assertEqual(counts, {"unknown": 0, "ignore": 0})
+        rgb = np.array([[BLUE, (1, 2, 3)], [(0, 0, 0), RED]], np.uint8)
+        valid = np.array([[True, False], [True, True]])
+        ids, counts = labels.decode_label(rgb, labels.POTSDAM, valid=valid)
+        self.assertAllEqual(ids, [[1, 255], [255, 5]])
+        self.assertEqual(counts, {"unknown": 0, "ignore": 1})
+
+    def test_valid_of_another_size_refused(self):
+        with self.assertRaises(labels.LabelError) as err:
+            labels.decode_label(np.zeros((2, 3), np.uint8), _spec(),
+                                valid=np.ones((3, 2), bool), path="v.tif")
+        _one_line(self, err, "v.tif", "same size")
+
+
 class UnknownValuesTest(tf.test.TestCase):
 
     def test_error_lists_values_counts_and_classes(self):
