@@ -235,22 +235,24 @@ def _rgb(color) -> str:
 def _histogram(band: np.ndarray, valid: np.ndarray | None):
     """-> values [N] int64 sorted, counts [N] of valid pixels, index [H,W]
     (band == values[index])."""
-    offset = 0
+    values = None
     if band.dtype not in (np.uint8, np.uint16):
-        offset, top = int(band.min()), int(band.max())
-        if top - offset >= 1 << 16:  # a sparse wide range (int32 ids): sort
-            values, index = np.unique(band, return_inverse=True)
-            index = index.reshape(band.shape)
-            counts = np.bincount(index[valid] if valid is not None
-                                 else index.ravel(), minlength=len(values))
-            return values.astype(np.int64), counts, index
-        band = (band.astype(np.int64) - offset).astype(np.uint16)
-    counts = np.zeros(1 << (8 * band.itemsize), np.int64)
+        low, top = int(band.min()), int(band.max())
+        if top - low >= 1 << 16:  # a sparse wide range (int32 ids): sort
+            shape = band.shape
+            values, band = np.unique(band, return_inverse=True)
+            values, band = values.astype(np.int64), band.reshape(shape)
+        else:
+            values = np.arange(1 << 16, dtype=np.int64) + low
+            band = (band.astype(np.int64) - low).astype(np.uint16)
+    if values is None:
+        values = np.arange(1 << (8 * band.itemsize), dtype=np.int64)
+    counts = np.zeros(len(values), np.int64)
     for row in range(0, band.shape[0], 256):  # bounded int64 temporaries
-        rows = band[row:row + 256]
-        rows = rows[valid[row:row + 256]] if valid is not None else rows.ravel()
-        counts += np.bincount(rows, minlength=len(counts))
-    return np.arange(len(counts), dtype=np.int64) + offset, counts, band
+        counts += np.bincount(band[row:row + 256].ravel(), minlength=len(values))
+    if valid is not None:  # usually a thin border: subtract it
+        counts -= np.bincount(band[~valid], minlength=len(values))
+    return values, counts, band
 
 
 @dataclasses.dataclass
@@ -440,7 +442,8 @@ def decode_label(mask: np.ndarray, spec: LabelSpec, *,
             valid = None
         else:  # no-data pixels may hold anything (NaN, -9999): overwrite
             mask = mask.copy()
-            mask[~valid] = mask[valid][0] if valid.any() else 0
+            mask[~valid] = mask[np.unravel_index(np.argmax(valid),
+                                                 valid.shape)]
     if mask.dtype == bool:  # 1-bit files (PNG mode "1", bilevel TIFF)
         mask = mask.astype(np.uint8)
     if not np.issubdtype(mask.dtype, np.integer):
