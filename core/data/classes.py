@@ -56,16 +56,17 @@ def parse_color(value) -> tuple[int, int, int]:
 
     Raises ValueError saying what was expected.
     """
+    parts = value
     if isinstance(value, str):
         text = value.strip()
         match = _HEX.fullmatch(text)
         if match:
             h = match.group(1)
             return tuple(int(h[i:i + 2], 16) for i in (0, 2, 4))
-        value = [p for p in re.split(r"[\s,;]+", text.strip("[]() ")) if p]
-    if isinstance(value, (list, tuple)) and len(value) == 3:
+        parts = [p for p in re.split(r"[\s,;]+", text.strip("[]() ")) if p]
+    if isinstance(parts, (list, tuple)) and len(parts) == 3:
         try:
-            rgb = tuple(int(str(c).strip()) for c in value)
+            rgb = tuple(int(str(c).strip()) for c in parts)
         except ValueError:
             rgb = None
         if rgb is not None and all(0 <= c <= 255 for c in rgb):

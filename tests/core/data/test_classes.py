@@ -184,7 +184,7 @@ class BadFileTest(ClassFileTestCase):
                                            {"name": "b"}],
          ["classes[0]", "0..255"]),
         ("bad_hex", "x.json", [{"name": "a", "color": "#12345"}, {"name": "b"}],
-         ["classes[0]", "#rrggbb"]),
+         ["classes[0]", "colour '#12345' is not", "#rrggbb"]),
         ("id_out_of_range", "x.json", [{"name": "a", "id": 70000}, {"name": "b", "id": 1}],
          ["classes[0]", "0..65535"]),
         ("negative_id", "x.json", [{"name": "a", "id": -1}, {"name": "b", "id": 1}],
