@@ -113,22 +113,23 @@ def _codec_name(compression: int) -> str:
 
 
 def codec_error(path: Path, codec: str, reason: str) -> TileError:
-    """One line: the file, the codec, and which package decodes it."""
+    """One line naming the file, the codec ("LZW compression") and its package."""
     try:
         import imagecodecs  # pylint: disable=import-outside-toplevel
         have = f"imagecodecs {getattr(imagecodecs, '__version__', '')}".strip()
     except ImportError:
-        return TileError(f"{path}: TIFF {codec} needs the imagecodecs package, "
-                         f"which is not installed (pip install imagecodecs).")
+        return TileError(f"{path}: TIFF with {codec} needs the imagecodecs "
+                         f"package, which is not installed (pip install "
+                         f"imagecodecs).")
     if "imagecodecs" in reason:
-        return TileError(f"{path}: TIFF {codec} needs the imagecodecs package's "
-                         f"{codec} codec, which the installed {have} lacks "
-                         f"({reason}); reinstall it: pip install --force-"
-                         f"reinstall imagecodecs.")
-    return TileError(f"{path}: TIFF {codec} is not decoded by tifffile/"
-                     f"{have} ({reason}); GDAL (the rasterio package) may read "
-                     f"it, or convert the file: gdal_translate -co "
-                     f"COMPRESS=DEFLATE in.tif out.tif.")
+        return TileError(f"{path}: TIFF with {codec} needs the {codec} codec of "
+                         f"the imagecodecs package, missing from the installed "
+                         f"{have} ({reason}); reinstall it: pip install "
+                         f"--force-reinstall imagecodecs.")
+    return TileError(f"{path}: TIFF with {codec}: no decoder in tifffile/{have} "
+                     f"({reason}); GDAL (the rasterio package) may read it, or "
+                     f"convert the file: gdal_translate -co COMPRESS=DEFLATE "
+                     f"in.tif out.tif.")
 
 
 def _check_codecs(path: Path, page) -> None:
@@ -136,8 +137,7 @@ def _check_codecs(path: Path, page) -> None:
     compression, predictor = int(page.compression), int(page.predictor)
     if compression != 1 and compression not in tifffile.TIFF.DECOMPRESSORS:
         reason = _key_error_text(tifffile.TIFF.DECOMPRESSORS, compression)
-        raise codec_error(path, f"compression {_codec_name(compression)}",
-                          reason)
+        raise codec_error(path, f"{_codec_name(compression)} compression", reason)
     if (predictor != 1 and compression not in tifffile.TIFF.IMAGE_COMPRESSIONS
             and predictor not in tifffile.TIFF.UNPREDICTORS):
         reason = _key_error_text(tifffile.TIFF.UNPREDICTORS, predictor)
@@ -164,11 +164,9 @@ def _check_extent(path: Path, page, file_size: int) -> None:
 def _decode(path: Path, page) -> np.ndarray:
     try:
         return page.asarray()
-    except Exception as err:
-        if type(err).__name__ == "DelayedImportError":   # imagecodecs stub
-            raise codec_error(path, f"compression {_codec_name(int(page.compression))}",
-                              f"imagecodecs: {err}") from err
-        raise
+    except ImportError as err:   # imagecodecs' stub of a codec it was built without
+        raise codec_error(path, f"{_codec_name(int(page.compression))} compression",
+                          f"imagecodecs: {err}") from err
 
 
 def _bands_last(path: Path, array: np.ndarray, axes: str) -> np.ndarray:
