@@ -115,6 +115,8 @@ def read_raster(path: str | os.PathLike) -> Raster:
         raise TileError(f"{path}: unreadable or truncated image "
                         f"({type(err).__name__}: {text}).") from err
     array = decoded.array
+    if not array.dtype.isnative:   # big-endian file read as is: same values, native order
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or min(array.shape) == 0:
