@@ -223,7 +223,7 @@ def _read_png(path: Path) -> Decoded:
 def _transparency(info: dict, mode: str) -> tuple[float | None, tuple | None]:
     """PNG tRNS of a grey/RGB image: (nodata, colour) or (None, None)."""
     value = info.get("transparency")
-    if value is None or mode in ("P", "PA", "RGBA", "LA"):
+    if value is None or mode in ("P", "RGBA", "LA"):
         return None, None
     colour = tuple(value) if isinstance(value, tuple) else (value,)
     nodata = float(colour[0]) if len(set(colour)) == 1 else None
@@ -236,14 +236,13 @@ def _read_pillow(path: Path) -> Decoded:
 
     with Image.open(path) as image:
         mode = image.mode
-        if mode in ("P", "PA"):
-            pixels = np.asarray(image)
-            indices = pixels[..., 0] if mode == "PA" else pixels
+        if mode == "P":   # PNG palette + tRNS opens as "P" with info["transparency"]
+            indices = np.asarray(image)
             rgb = np.asarray(image.getpalette("RGB") or [], np.uint8)
             palette = rgb.reshape(-1, 3)
-            alpha = pixels[..., 1] if mode == "PA" else None
+            alpha = None
             table = image.info.get("transparency")
-            if alpha is None and table is not None:
+            if table is not None:
                 # tRNS: one transparent index, or one alpha per index.
                 alphas = np.full(max(256, len(palette)), 255, np.uint8)
                 if isinstance(table, (bytes, bytearray)):

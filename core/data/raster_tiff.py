@@ -12,8 +12,8 @@ What the image's tags say, applied here:
   (GDAL marks the 4th band of a 4-band uint8 RGB TIFF as alpha by default;
   an RGB+IR file must be written with ALPHA=UNSPECIFIED or MINISBLACK.)
 - Photometric PALETTE: the indices are the array, the ColorMap (16-bit per
-  channel) becomes an 8-bit palette: round(v / 257), or v itself when no
-  entry exceeds 255 (writers that store 8-bit values, as GDAL accepts).
+  channel) becomes an 8-bit palette as GDAL makes it: v // 257, or v itself
+  when no entry exceeds 255 (writers that store 8-bit values).
 - Photometric YCbCr (JPEG): decoded to RGB by tifffile.
 - GDAL_NODATA (tag 42113): parsed by `core.data.geotiff.parse_nodata`.
 
@@ -186,4 +186,4 @@ def _palette_8bit(colormap: np.ndarray) -> np.ndarray:
     colormap = colormap.astype(np.uint32)
     if colormap.size and colormap.max() <= 255:
         return colormap.T.astype(np.uint8)
-    return ((colormap + 128) // 257).T.astype(np.uint8)
+    return (colormap // 257).T.astype(np.uint8)   # GDAL truncates too

@@ -269,6 +269,31 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(out.palette, np.array([reference[i][:3] for i in range(256)]))
         self.assertAllEqual(out.palette[4], [13, 200, 7])
 
+    @parameterized.named_parameters(
+        ("16_bit_entries", [[0, 65280, 32896, 1000], [65535, 257, 128, 40000],
+                            [12345, 0, 65535, 2]]),
+        ("8_bit_entries", [[0, 255, 128, 10], [255, 1, 2, 40], [12, 0, 255, 2]]),
+    )
+    def test_palette_scaling_follows_gdal(self, entries):
+        colormap = np.zeros((3, 256), np.uint16)
+        colormap[:, :4] = entries
+        path = self.path("cmap.tif")
+        tifffile.imwrite(path, np.arange(H * W, dtype=np.uint8).reshape(H, W) % 4,
+                         photometric="palette", colormap=colormap)
+        with rasterio.open(path) as src:
+            reference = src.colormap(1)
+        out = read_raster(path)
+        self.assertAllEqual(out.palette[:4], [reference[i][:3] for i in range(4)])
+
+    def test_overview_before_the_image_is_skipped(self):
+        data = np.moveaxis(_data("uint16", 2), 0, -1)
+        path = self.path("ov_first.tif")
+        with tifffile.TiffWriter(path) as tif:   # not GDAL's order, but legal TIFF
+            tif.write(data[::2, ::2], subfiletype=1, photometric="minisblack",
+                      planarconfig="contig")
+            tif.write(data, photometric="minisblack", planarconfig="contig")
+        self.assertAllEqual(read_raster(path).array, data)
+
     def test_palette_png_gives_indices_and_transparent_entries_are_no_data(self):
         indices = (_data("uint8", 1, seed=6)[0] % 4).astype(np.uint8)
         colours = [255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9]
