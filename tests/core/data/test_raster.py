@@ -310,6 +310,30 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
             else:
                 self.assertAllEqual(out.valid, expected_valid)
 
+    @parameterized.named_parameters(
+        ("gray", "L", 100, 100.0),
+        ("rgb_equal", "RGB", (100, 100, 100), 100.0),
+        ("rgb_colour", "RGB", (100, 50, 100), None),
+    )
+    def test_png_transparent_colour_is_no_data(self, mode, colour, gdal_nodata):
+        bands = len(mode)
+        data = np.moveaxis(_data("uint8", bands, seed=9), 0, -1)
+        data[data == 100] = 99                      # no accidental match
+        data[5:9, 3:60] = colour
+        data[30, :, 0] = 100                        # one band only: data
+        Image.fromarray(data[..., 0] if bands == 1 else data, mode).save(
+            self.path("t.png"), transparency=colour)
+        with rasterio.open(self.path("t.png")) as src:   # GDAL: tRNS is nodata
+            self.assertEqual(src.nodata, gdal_nodata if gdal_nodata else 100.0)
+        out = read_raster(self.path("t.png"))
+        expected = np.ones((H, W), bool)
+        expected[5:9, 3:60] = False
+        if bands == 1:
+            expected[30] = False
+        self.assertAllEqual(out.array, data)
+        self.assertAllEqual(out.valid, expected)
+        self.assertEqual(out.nodata, gdal_nodata)
+
     @parameterized.parameters("RGBA", "LA")
     def test_png_alpha_is_removed(self, mode):
         bands = len(mode)
@@ -353,6 +377,17 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotIn("\n", message)
         self.assertRegex(message, r"lzw\.tif: TIFF with LZW compression needs the "
                                   r"imagecodecs package, which is not installed \(pip install imagecodecs\)")
+        # DEFLATE has a pure-Python fallback; the floating-point predictor not.
+        path = _write(self.path("fp.tif"), _data("float32", 1), compress="DEFLATE", predictor=3)
+        with mock.patch.dict(sys.modules, {"imagecodecs": None}), \
+                mock.patch.object(tifffile.tifffile, "imagecodecs", pure_python), \
+                mock.patch.object(tifffile.TIFF, "DECOMPRESSORS",
+                                  tifffile.tifffile.CompressionCodec(encode=False)), \
+                mock.patch.object(tifffile.TIFF, "UNPREDICTORS",
+                                  tifffile.tifffile.PredictorCodec(encode=False)):
+            with self.assertRaisesRegex(TileError, r"^[^\n]*fp\.tif: TIFF with floating-point "
+                                                   r"predictor needs the imagecodecs package"):
+                read_raster(path)
 
     def test_codec_missing_from_imagecodecs_names_it(self):
         path = _write(self.path("lerc.tif"), _data("float32", 1), compress="LERC")

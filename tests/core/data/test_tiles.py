@@ -136,6 +136,23 @@ class ReadElevationTest(tf.test.TestCase):
         self.assertTrue(valid.all())
         self.assertAllEqual(out, data)
 
+    def test_the_files_own_mask_and_nodata_are_holes(self):
+        import rasterio  # pylint: disable=import-outside-toplevel
+        data = self.dsm.copy()
+        holes = np.zeros(data.shape, bool)
+        holes[0, :] = True                  # GDAL_NODATA -9999
+        holes[:, -2:] = True                # internal mask
+        holes[7, 3] = True                  # the nodata argument
+        data[0, :] = -9999.0
+        data[7, 3] = -1.0
+        path = os.path.join(self.dir, "masked.tif")
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+                path, "w", driver="GTiff", height=16, width=12, count=1, dtype="float32",
+                nodata=-9999.0) as dst:
+            dst.write(data[None])
+            dst.write_mask(np.where(np.arange(12) >= 10, 0, 255).astype(np.uint8)[None].repeat(16, 0))
+        self._check(*tiles.read_elevation(path, nodata=-1.0), ~holes)
+
     def test_multiband_elevation_is_an_error(self):
         path = os.path.join(self.dir, "rgb.tif")
         tifffile.imwrite(path, np.zeros((4, 4, 3), np.float32))
