@@ -355,6 +355,16 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         # GDAL's PNG driver writes 4 bands as RGBA: the 4th is alpha.
         self.assertAllEqual(out.array, np.moveaxis(data[:3] if bands == 4 else data, 0, -1))
 
+    def test_1_bit_png_reads_0_1_like_gdal(self):
+        bits = _data("bool", 1, seed=10)[0].astype(bool)
+        Image.fromarray(bits).save(self.path("b.png"))
+        with rasterio.open(self.path("b.png")) as src:
+            reference = src.read(1)
+        out = read_raster(self.path("b.png"))
+        self.assertEqual(out.array.dtype, np.uint8)
+        self.assertAllEqual(out.array[..., 0], reference)
+        self.assertAllEqual(out.array[..., 0], bits.astype(np.uint8))
+
     def test_jpeg_file(self):
         data = np.moveaxis(_smooth(3), 0, -1)
         Image.fromarray(data).save(self.path("a.jpg"), quality=95)
