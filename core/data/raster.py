@@ -63,12 +63,15 @@ class Raster:
         `array` holds the indices, [H,W,1]); None otherwise.
       nodata: the file's GDAL nodata value, or None.
       path: the file, for messages.
+      alpha: [H,W] the alpha band taken out of `array` (source dtype), or
+        None; kept so a caller can warn when it looks like data.
     """
     array: np.ndarray
     valid: np.ndarray | None = None
     palette: np.ndarray | None = None
     nodata: float | None = None
     path: str = ""
+    alpha: np.ndarray | None = None
 
 
 class Decoded(NamedTuple):
@@ -85,8 +88,16 @@ class Decoded(NamedTuple):
     nodata: float | None = None
 
 
-def read_raster(path: str | os.PathLike) -> Raster:
+def read_raster(path: str | os.PathLike, *, alpha_is_data: bool = False) -> Raster:
     """Reads an image file (see `Raster` and the module docstring).
+
+    Args:
+      path: the file.
+      alpha_is_data: keep a band the file tags as alpha as the last data band
+        (no mask from it). tifffile's and GDAL's defaults tag the 4th band of
+        a 4-band uint8 file as alpha, so an R,G,B,IR archive written with
+        them reads as RGB + alpha; a caller that knows the file holds four
+        bands (a data set's declared bands) re-reads it with this.
 
     Raises:
       TileError: one line naming the file: missing, empty, truncated or
@@ -114,6 +125,10 @@ def read_raster(path: str | os.PathLike) -> Raster:
         text = " ".join(str(err).split())
         raise TileError(f"{path}: unreadable or truncated image "
                         f"({type(err).__name__}: {text}).") from err
+    if alpha_is_data and decoded.alpha is not None:
+        decoded = decoded._replace(
+            array=np.concatenate([decoded.array.reshape(decoded.alpha.shape + (-1,)),
+                                  decoded.alpha[..., None]], axis=-1), alpha=None)
     array = decoded.array
     if not array.dtype.isnative:   # big-endian file read as is: same values, native order
         array = array.astype(array.dtype.newbyteorder("="))
@@ -125,7 +140,7 @@ def read_raster(path: str | os.PathLike) -> Raster:
     valid = _valid(array, decoded)
     return Raster(array=_contract_dtype(array, path), valid=valid,
                   palette=decoded.palette, nodata=decoded.nodata,
-                  path=os.fspath(path))
+                  path=os.fspath(path), alpha=decoded.alpha)
 
 
 def nodata_pixels(array: np.ndarray, nodata: float | None) -> np.ndarray | None:

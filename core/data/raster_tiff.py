@@ -68,8 +68,11 @@ def read_tiff(path: Path) -> Decoded:
     alpha_bands = [first_extra + i for i, kind in enumerate(extrasamples)
                    if kind in _ALPHA_EXTRASAMPLES]
     if alpha_bands:
-        alpha = np.where((array[..., alpha_bands] != 0).all(axis=-1),
-                         np.uint8(1), np.uint8(0))
+        # One alpha band (the usual case) is kept as is, so a caller that
+        # knows it is data (R,G,B,IR tagged alpha) gets its values back.
+        alpha = (array[..., alpha_bands[0]] if len(alpha_bands) == 1 else
+                 np.where((array[..., alpha_bands] != 0).all(axis=-1),
+                          np.uint8(1), np.uint8(0)))
         keep = [c for c in range(array.shape[-1]) if c not in alpha_bands]
         array = array[..., keep]
     return Decoded(array, alpha=alpha, mask=mask, palette=palette,
