@@ -115,21 +115,25 @@ def _codec_name(compression: int) -> str:
         return f"code {compression}"
 
 
+class CodecError(TileError):
+    """The TIFF's compression or predictor has no decoder here."""
+
+
 def codec_error(path: Path, codec: str, reason: str) -> TileError:
     """One line naming the file, the codec ("LZW compression") and its package."""
     try:
         import imagecodecs  # pylint: disable=import-outside-toplevel
         have = f"imagecodecs {getattr(imagecodecs, '__version__', '')}".strip()
     except ImportError:
-        return TileError(f"{path}: TIFF with {codec} needs the imagecodecs "
+        return CodecError(f"{path}: TIFF with {codec} needs the imagecodecs "
                          f"package, which is not installed (pip install "
                          f"imagecodecs).")
     if "imagecodecs" in reason:
-        return TileError(f"{path}: TIFF with {codec} needs the {codec} codec of "
+        return CodecError(f"{path}: TIFF with {codec} needs the {codec} codec of "
                          f"the imagecodecs package, missing from the installed "
                          f"{have} ({reason}); reinstall it: pip install "
                          f"--force-reinstall imagecodecs.")
-    return TileError(f"{path}: TIFF with {codec}: no decoder in tifffile/{have} "
+    return CodecError(f"{path}: TIFF with {codec}: no decoder in tifffile/{have} "
                      f"({reason}); GDAL (the rasterio package) may read it, or "
                      f"convert the file: gdal_translate -co COMPRESS=DEFLATE "
                      f"in.tif out.tif.")
