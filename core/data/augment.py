@@ -17,13 +17,11 @@ list, so colour ops never touch heights (their rows are the identity, and
 they come out bit-exact). Values are raw band values in [0, value_range], or
 in each channel's [lo, hi] of `intensity_ranges`.
 
-Bit depth: brightness and noise are fractions of a channel's full scale and
-gamma acts on x / full scale, so `brightness=0.1` brightens an 8-bit band by
-25.5 and a 12-bit band stored in uint16 whose train max is 4095 by 409.5:
-the same change relative to what the sensor can record. The pipeline sets
-the ranges from the store (`core.data.store.channel_plan`): uint8 bands keep
-the plain [0, 255] maths (the fast path, unchanged), other dtypes get
-`intensity_ranges` = [min(0, train min), train max] per band.
+Bit depth: brightness and noise are fractions of a channel's full scale,
+gamma acts on x / full scale: `brightness=0.1` moves an 8-bit band by 25.5
+and a 12-bit band in uint16 (train max 4095) by 409.5. The pipeline keeps
+[0, 255] for uint8 bands and passes `intensity_ranges` from the store
+otherwise (`core.data.store.channel_plan`).
 
 Gamma runs right after the warp, on the raw values (the warp only
 resamples them), as exp(g log x): placed before the warp, XLA would fuse and
@@ -64,12 +62,12 @@ class AugmentConfig:
       scale_range: zoom factor uniform in [lo, hi] (>1 zooms in).
       crop: smallest side fraction of a random crop resized back to the
         patch size (1.0: no crop).
-      brightness: additive delta uniform in +-brightness (fraction of range).
+      brightness: additive delta uniform in +-brightness (of the full scale).
       contrast: factor uniform in [1-contrast, 1+contrast].
       saturation: factor uniform in [1-saturation, 1+saturation] (RGB).
       hue: hue shift uniform in +-hue (fraction of a turn, RGB).
       gamma: exponent uniform in [1-gamma, 1+gamma].
-      noise_std: Gaussian noise std (fraction of range).
+      noise_std: Gaussian noise std (fraction of the full scale).
       rgb_channels: indices of R, G, B (saturation/hue); None: (0, 1, 2);
         (): no RGB triple, saturation and hue are skipped.
       optical_channels: channels for brightness, contrast, gamma, noise;
@@ -80,10 +78,12 @@ class AugmentConfig:
       intensity_ranges: per channel (lo, hi) raw values of zero and full
         intensity, for bands that are not 8-bit: brightness adds
         delta * (hi - lo), noise has std noise_std * (hi - lo), gamma maps
-        lo + (hi - lo) * ((x - lo) / (hi - lo)) ** g, and results are clipped
-        to [lo, hi]. The pipeline passes [0, train max] for a uint16/int16/
-        float32 band (its min when negative); entries of non-optical
-        (elevation) channels are ignored. None: [0, value_range] for all.
+        lo + (hi - lo) * ((x - lo) / (hi - lo)) ** g, results are clipped to
+        [lo, hi]. The pipeline passes [min(0, train min), train max] per
+        uint16/int16/float32 band (info.json band_stats), so brightness=0.1
+        moves a 12-bit band whose train max is 4095 by up to 409.5 as it
+        moves an 8-bit band by up to 25.5; non-optical (elevation) entries
+        are ignored. None: [0, value_range] for every channel.
       affine_prob: share of each batch that gets the rotation/zoom/crop.
       xla: compile the batch augmentation with XLA (several times faster on
         CPU; False runs the same maths as plain TensorFlow ops, e.g. to
@@ -175,8 +175,7 @@ def _intensity(cfg: AugmentConfig, num_channels: int):
     value_range (the 8-bit maths), or float32 [C] constants from
     intensity_ranges."""
     if cfg.intensity_ranges is None:
-        vr = float(cfg.value_range)
-        return 0.0, vr, vr
+        return 0.0, float(cfg.value_range), float(cfg.value_range)
     if len(cfg.intensity_ranges) != num_channels:
         raise ValueError(f"intensity_ranges has {len(cfg.intensity_ranges)} entries "
                          f"for {num_channels} channels.")
@@ -322,15 +321,10 @@ def _gamma(image, seed, cfg: AugmentConfig):
     # it is one vectorised loop, ~3x faster than the table's gather
     # (measured on 50x256x256x4 uint8: 0.30 against 0.92 ms per patch).
     g = g[:, None, None, None]
-    if cfg.intensity_ranges is None:  # the 8-bit maths, as it always was
-        unit = tf.clip_by_value(x * (1.0 / span), 0.0, 1.0)
-        powered = tf.where(unit > 0, span * tf.exp(
-            g * tf.math.log(tf.maximum(unit, 1e-30))), 0.0)
-    else:
-        unit = tf.clip_by_value((x - lo) * (1.0 / span), 0.0, 1.0)
-        powered = lo + tf.where(unit > 0, span * tf.exp(
-            g * tf.math.log(tf.maximum(unit, 1e-30))), 0.0)
-    return tf.where(opt, powered, x)
+    shifted = x if cfg.intensity_ranges is None else x - lo  # 8-bit: lo = 0
+    unit = tf.clip_by_value(shifted * (1.0 / span), 0.0, 1.0)
+    powered = tf.where(unit > 0, span * tf.exp(g * tf.math.log(tf.maximum(unit, 1e-30))), 0.0)
+    return tf.where(opt, powered if cfg.intensity_ranges is None else lo + powered, x)
 
 
 def _seeds(seed):

@@ -1,4 +1,4 @@
-"""tf.data pipelines over a prepared store (see `core.data.prepare`).
+"""tf.data pipelines over a prepared store v2 (see `core.data.prepare`).
 
 Training (`train_dataset`), one element per step:
 
@@ -18,13 +18,13 @@ never idle at epoch ends; over any stretch each window comes equally often
 (+-1), and `num_patches` is the length of one pass for epochs->steps maths.
 
 Memory is bounded by design: without cache, at most about `2 * cycle_length`
-decoded tiles, `shuffle_buffer` compact patches (optical bands in the store's
-dtype) and
-`prefetch` batches are alive, whatever the number of tiles (an INRIA tile is
-75 MB). `cache="memory"` keeps every decoded (and scaled) tile in RAM
-(the whole train split), `cache="<path>"` writes them to a file cache (the
-talk's options); the cache holds tiles rather than the talk's unbatched
-patches, so overlapping windows (stride < patch) cost nothing extra.
+decoded tiles, `shuffle_buffer` compact patches (optical bands in the
+store's dtype) and `prefetch` batches are alive, whatever the number of
+tiles (an INRIA tile is 75 MB). `cache="memory"` keeps every decoded (and
+scaled) tile in RAM (the whole train split), `cache="<path>"` writes them to
+a file cache (the talk's options); the cache holds tiles rather than the
+talk's unbatched patches, so overlapping windows (stride < patch) cost
+nothing extra.
 
 Augmentation runs on whole batches in one XLA-compiled function (see
 `core.data.augment`) with a stateless seed made of `cfg.seed` and the batch's
@@ -42,8 +42,8 @@ with an elevation band (heights in metres do not fit in 8 bits), and for
 uint16 / int16 / float32 optical bands (every uint16 and int16 value is
 exact in float32, so an unaugmented batch holds the stored values). Those
 bands stay in their dtype through reading, cutting, caching and shuffling
-(2 bytes per value for 16-bit data) and are cast when the batch is
-augmented. Photometric augmentation scales by each band's full scale (see
+(2 bytes per value for 16-bit data) and become float32 once per batch (in
+the augmentation's compiled function when there is one). Photometric augmentation scales by each band's full scale (see
 `core.data.augment`): 255 for uint8, the train max from info.json
 band_stats otherwise. Normalisation is the model's job (band_stats
 mean/std of the fed channels, `dataset_info`).
