@@ -93,7 +93,8 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescal
     from core.data import tiles
     from core.data.raster import read_raster
     raster, want = read_raster(path), list(info["bands"])
-    image = raster.array
+    # A palette-indexed file holds colour indices: its pixels are the colours.
+    image = raster.array if raster.palette is None else raster.palette[raster.array[..., 0]]
     optical = [b for b in want if b not in ("DSM", "nDSM")]
     heights = [b for b in want if b in ("DSM", "nDSM")]
     if bands:
