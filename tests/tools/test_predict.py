@@ -16,7 +16,7 @@ import rasterio
 import tensorflow as tf
 
 from core import inference
-from core.data import geotiff, labels
+from core.data import geotiff
 from core.data.raster import read_raster
 from layers import UNet
 from train_loop import workdir as workdir_lib
