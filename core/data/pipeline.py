@@ -45,8 +45,9 @@ bands stay in their dtype through reading, cutting, caching and shuffling
 (2 bytes per value for 16-bit data) and become float32 once per batch (in
 the augmentation's compiled function when there is one). Photometric
 augmentation scales by each band's full scale (see `core.data.augment`):
-255 for uint8, the train max from info.json band_stats otherwise. Normalisation is the model's job (band_stats
-mean/std of the fed channels, `dataset_info`).
+255 for uint8, the train max from info.json band_stats otherwise.
+Normalisation is the model's job (band_stats mean/std of the fed channels,
+`dataset_info`).
 """
 from __future__ import annotations
 
