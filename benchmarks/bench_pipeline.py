@@ -186,7 +186,7 @@ def throughput():
 def pipeline_makers(store, img_dir, mask_dir):
     """name -> function building that pipeline's dataset."""
     from core.data.augment import AugmentConfig
-    from core.data.labels import POTSDAM
+    from core.data.datasets import ISPRS_CLASSES as POTSDAM
     from core.data.pipeline import PipelineConfig, train_dataset
 
     ours_cfg = PipelineConfig(store, patch_size=FLAGS.patch_size, batch_size=FLAGS.batch_size,
@@ -222,6 +222,7 @@ def memory_child(store):
 def make_big_store(tiles, size=5000):
     """`tiles` INRIA-size folder tiles (RGB + 0/255 masks) prepared into a store."""
     import tifffile
+    from core.data.datasets import INRIA_CLASSES
     from core.data.prepare import prepare
 
     src = os.path.join(FLAGS.work_dir, f"big_{tiles}")
@@ -240,7 +241,7 @@ def make_big_store(tiles, size=5000):
         tifffile.imwrite(path + ".partial", image)
         os.replace(path + ".partial", path)
     store = src + "_store"
-    prepare("folder", src, store, label_spec="inria", val_tiles=["city10"])
+    prepare("folder", src, store, classes=INRIA_CLASSES, val_tiles=["city10"])
     return store, tiles * size * size * 4 / 2**20
 
 

@@ -50,12 +50,14 @@ flags.DEFINE_float("aug_scale_min", 1.0, "Random zoom, lower bound.")
 flags.DEFINE_float("aug_scale_max", 1.0, "Random zoom, upper bound.")
 flags.DEFINE_float("aug_crop", 1.0, "Random crop of at least this side fraction, "
                    "resized back (1: off).")
-flags.DEFINE_float("aug_brightness", 0.0, "Brightness delta (fraction of 255).")
+flags.DEFINE_float("aug_brightness", 0.0, "Brightness delta, a fraction of each band's full "
+                   "scale (255 for 8-bit bands, the train max otherwise).")
 flags.DEFINE_float("aug_contrast", 0.0, "Contrast factor range 1 +- this.")
 flags.DEFINE_float("aug_saturation", 0.0, "Saturation factor range 1 +- this (RGB).")
 flags.DEFINE_float("aug_hue", 0.0, "Hue shift range +- this (fraction of a turn, RGB).")
 flags.DEFINE_float("aug_gamma", 0.0, "Gamma range 1 +- this.")
-flags.DEFINE_float("aug_noise_std", 0.0, "Gaussian noise std (fraction of 255).")
+flags.DEFINE_float("aug_noise_std", 0.0, "Gaussian noise std, a fraction of each band's "
+                   "full scale (as --aug_brightness).")
 
 flags.register_validator("patch_size", lambda v: v >= 1, "--patch_size must be >= 1")
 flags.register_validator("stride", lambda v: v >= 0, "--stride must be >= 0")

@@ -25,7 +25,8 @@ flags.DEFINE_integer("window", None, "Window side; default the export's, else 51
 flags.DEFINE_float("overlap", 0.25, "Fraction of a window shared with its neighbour.")
 flags.DEFINE_string("tta", "none", "Also score with this TTA: flips, rot90, d4, 0,4,6.")
 flags.DEFINE_integer("batch_size", 4, "Windows per model call.")
-flags.DEFINE_list("exclude", ["clutter"], "Classes left out of the 'without' means.")
+flags.DEFINE_list("exclude", None, "Classes left out of the 'without' means; default: the "
+                  "store's excluded_from_mean (Potsdam: clutter).")
 flags.DEFINE_integer("max_tiles", 0, "Score only the first N tiles (0: all).")
 flags.DEFINE_string("output_dir", None, "Where to write the reports.")
 FLAGS = flags.FLAGS
@@ -100,10 +101,12 @@ def main(argv):
             raise ValueError(f"{FLAGS.data_dir}: the store's optical bands are "
                              f"{store['dtype']}, {FLAGS.model} was trained on "
                              f"{info['input_dtype']}; evaluate on a store of the same kind")
-        unknown = [c for c in FLAGS.exclude if c not in names]
+        wanted = (FLAGS.exclude if FLAGS.exclude is not None
+                  else store.get("excluded_from_mean", []))
+        unknown = [c for c in wanted if c not in names]
         if unknown and FLAGS["exclude"].present:
             raise ValueError(f"--exclude={','.join(unknown)}: not among the classes {names}")
-        exclude = [names.index(c) for c in FLAGS.exclude if c in names]
+        exclude = [names.index(c) for c in wanted if c in names]
         tta = inference.parse_tta(FLAGS.tta)
         runs = {"plain": (0,), **({"tta": tta} if tta != (0,) else {})}
         if FLAGS.split not in store["splits"]:

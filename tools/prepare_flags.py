@@ -15,7 +15,7 @@ from absl import flags, logging
 
 from core.data.datasets import DATASET_NAMES
 
-flags.DEFINE_enum("prepare_dataset", "folder", list(DATASET_NAMES),
+flags.DEFINE_enum("prepare_dataset", "potsdam", list(DATASET_NAMES),
                   "Archive layout of --prepare_src (core/data/datasets.py).")
 flags.DEFINE_string("prepare_src", None, "Archive root to prepare into --data_dir (Potsdam: the "
                     "folder holding 4_Ortho_RGBIR, 5_Labels_all, ...; INRIA: the folder holding "

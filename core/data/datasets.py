@@ -14,8 +14,7 @@ with the data set's file patterns bound) plus one test.
 
 This module is the one home of the data sets' class sets (ISPRS_CLASSES,
 INRIA_CLASSES, ...); `core.data.labels` keeps the LabelSpec type and the
-codecs. Its POTSDAM/INRIA constants and get_label_spec are the old copies,
-equal to these (tested) until their callers switch and they are deleted.
+encoders, `core.data.label_decode` the decoder.
 
 Only file names are looked at; no pixel is read. Layout problems raise
 `core.data.tiles.TileError`, one line naming the folder and the expected

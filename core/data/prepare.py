@@ -45,6 +45,7 @@ import numpy as np
 
 from core.data import band_stats
 from core.data import datasets as datasets_lib
+from core.data import label_decode
 from core.data import labels as labels_lib
 from core.data import tiles as tiles_lib
 from core.data.raster import read_raster
@@ -131,7 +132,7 @@ def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dic
     if opt.label_threshold is not None:
         # JPEG-like noise in a colour mask (DeepGlobe): each channel is 0 or 255.
         mask = np.where(mask >= opt.label_threshold, np.uint8(255), np.uint8(0))
-    ids, counts = labels_lib.decode_label(
+    ids, counts = label_decode.decode_label(
         mask, opt.spec, palette=label.palette, path=str(source.label), valid=label.valid,
         max_unknown_fraction=opt.max_unknown_fraction)
     arrays = [(source.image, image), (source.label, ids)]

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from core import inference
-from core.data import labels
+from core.data.datasets import ISPRS_CLASSES
 from tests.store_v2 import write_store
 from tests.tools.test_predict import make_workdir, run_tool
 
@@ -59,8 +59,8 @@ class EvaluateToolTest(tf.test.TestCase):
         root = tempfile.mkdtemp()
         store, arrays = self.make_store(root, "uint8")
         workdir, model = make_workdir(root, bands=("R", "G", "B"),
-                                      class_names=labels.POTSDAM.class_names,
-                                      palette=labels.POTSDAM.palette, seed=0)
+                                      class_names=ISPRS_CLASSES.class_names,
+                                      palette=ISPRS_CLASSES.palette, seed=0)
         out = os.path.join(root, "eval")
         run = run_tool("evaluate", f"--model={workdir}", f"--data_dir={store}",
                        "--window=32", "--overlap=0.25", "--tta=flips", f"--output_dir={out}")
@@ -89,7 +89,7 @@ class EvaluateToolTest(tf.test.TestCase):
             self.assertGreater(np.count_nonzero(total.sum(0)), 1)  # several classes predicted
             for name in ("overall_accuracy", "mean_iou", "mean_f1"):
                 self.assertAllClose(got[name], want[name], atol=1e-12)
-            for c, cname in enumerate(labels.POTSDAM.class_names):
+            for c, cname in enumerate(ISPRS_CLASSES.class_names):
                 self.assertAllClose(got["classes"][cname]["iou"], want["iou"][c], atol=1e-12)
                 self.assertAllClose(got["classes"][cname]["f1"], want["f1"][c], atol=1e-12)
             without = np_scores(total, exclude=(5,))
@@ -104,8 +104,8 @@ class EvaluateToolTest(tf.test.TestCase):
     def test_uint16_store(self):
         root = tempfile.mkdtemp()
         store, arrays = self.make_store(root, "uint16")
-        kwargs = dict(bands=("R", "G", "B"), class_names=labels.POTSDAM.class_names,
-                      palette=labels.POTSDAM.palette, seed=0)
+        kwargs = dict(bands=("R", "G", "B"), class_names=ISPRS_CLASSES.class_names,
+                      palette=ISPRS_CLASSES.palette, seed=0)
         workdir, model = make_workdir(root, dtype="uint16", name="run16", **kwargs)
         out = os.path.join(root, "eval16")
         run = run_tool("evaluate", f"--model={workdir}", f"--data_dir={store}",

@@ -7,7 +7,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from core.data import classes
-from core.data import labels
+from core.data import label_decode, labels
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -103,7 +103,7 @@ class JsonTest(ClassFileTestCase):
         # A hand-built Dubai label decodes: 3 classes, unlabeled and black ignored.
         rgb = np.array([[(60, 16, 152), (226, 169, 41), (155, 155, 155)],
                         [(0, 0, 0), (110, 193, 228), (60, 16, 152)]], np.uint8)
-        ids, counts = labels.decode_label(rgb, spec)
+        ids, counts = label_decode.decode_label(rgb, spec)
         self.assertAllEqual(ids, [[0, 4, 255], [255, 2, 0]])
         self.assertEqual(counts, {"unknown": 0, "ignore": 2})
 
@@ -133,7 +133,7 @@ class CsvTest(ClassFileTestCase):
         self.assertEqual(spec.ids, (0, 255))
         self.assertEqual(spec.class_names, ("background", "building"))
         # 255 is a class value here, so an INRIA-style mask decodes.
-        ids, counts = labels.decode_label(np.array([[0, 255]], np.uint8), spec)
+        ids, counts = label_decode.decode_label(np.array([[0, 255]], np.uint8), spec)
         self.assertAllEqual(ids, [[0, 1]])
         self.assertEqual(counts, {"unknown": 0, "ignore": 0})
 

@@ -355,10 +355,6 @@ class RegistryTest(tf.test.TestCase):
             self.assertEqual((spec.ids, spec.ignore_values, spec.ignore_colors),
                              (ids, ignore_values, ignore_colors), name)
         self.assertEqual(datasets.POTSDAM.labels.excluded_from_mean, ("clutter",))
-        # Until labels.POTSDAM/INRIA are removed (see the module docstring),
-        # the two homes must agree.
-        self.assertEqual(datasets.POTSDAM.labels, labels.POTSDAM)
-        self.assertEqual(datasets.INRIA.labels, labels.INRIA)
         # The demo renderer's class ids follow the registry's order.
         self.assertEqual([synthetic_canvas.IMPERVIOUS, synthetic_canvas.BUILDING,
                           synthetic_canvas.LOW_VEG, synthetic_canvas.TREE,

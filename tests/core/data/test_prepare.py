@@ -9,7 +9,7 @@ import tensorflow as tf
 import tifffile
 
 from core.data import geotiff, synthetic
-from core.data.labels import POTSDAM
+from core.data.datasets import ISPRS_CLASSES as POTSDAM
 from core.data.prepare import prepare
 from core.data.tiles import TileError
 
