@@ -17,13 +17,87 @@ bfloat16/float16 activations with float32 scale/offset and accumulates in
 float32, so no cast of the activations is needed in mixed precision. The
 cross-replica path sums (count, sum, sum of squares) over replicas with one
 `all_reduce` and applies `x * a + b` with per-channel `a`, `b`.
+
+Re-estimating the moving statistics (`record_batch_statistics`): inside that
+context a training-mode call still normalises by the batch statistics, but
+leaves the moving averages alone and hands the recorder the float64 sums
+(count, sum, sum of squares) of its input, so a caller can pool them over many
+batches and replicas into the exact population statistics
+(`train_loop.bn_recompute.recompute_batch_norm`).
 """
 from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Iterator, Optional
 
 import tensorflow as tf
 
 from core.precision import Policy
 from layers.base import Module, once, static_channels
+
+
+_RECORDERS = threading.local()
+
+
+class BatchStatistics:
+    """Per-layer float64 sums of the inputs of training-mode BatchNorm calls.
+
+    For a layer with C channels, `sums(layer)` is a float64 tensor [1 + 2C]:
+    (n, sum over n values of x per channel, sum of x**2 per channel), with n
+    = B*H*W pixels of this replica's batch (summed over the layer's calls in
+    the traced forward pass). The moments are taken per call in float32 by
+    two passes (mean, then mean squared deviation) and only then turned into
+    float64 sums, so pooling many batches loses no precision to the
+    E[x^2] - E[x]^2 cancellation.
+    """
+
+    def __init__(self):
+        self._sums: dict = {}
+
+    def add(self, layer: "BatchNorm", x: tf.Tensor) -> None:
+        """Adds the statistics of `x` [B,H,W,C] (any float dtype) for `layer`."""
+        xf = tf.cast(x, tf.float32)
+        mean, var = tf.nn.moments(xf, axes=[0, 1, 2])
+        n = tf.cast(tf.reduce_prod(tf.shape(xf)[:-1]), tf.float64)
+        mean = tf.cast(mean, tf.float64)
+        var = tf.cast(var, tf.float64)
+        sums = tf.concat([tf.reshape(n, [1]), n * mean, n * (var + tf.square(mean))], 0)
+        key = id(layer)
+        if key in self._sums:
+            sums = self._sums[key][1] + sums
+        self._sums[key] = (layer, sums)
+
+    def sums(self, layer: "BatchNorm") -> Optional[tf.Tensor]:
+        """float64 [1 + 2C], or None when `layer` was not called."""
+        entry = self._sums.get(id(layer))
+        return None if entry is None else entry[1]
+
+
+@contextlib.contextmanager
+def record_batch_statistics() -> Iterator[BatchStatistics]:
+    """In this context (this thread), training-mode BatchNorm calls record
+    their input statistics in the yielded `BatchStatistics` instead of
+    updating the moving averages; normalisation is unchanged (by the batch).
+
+    It acts when the layers are called, i.e. while a `tf.function` is traced:
+    enter it inside the traced function (inside the replica function under
+    `strategy.run`, whose replicas may trace in threads of their own).
+    """
+    stack = getattr(_RECORDERS, "stack", None)
+    if stack is None:
+        stack = _RECORDERS.stack = []
+    recorder = BatchStatistics()
+    stack.append(recorder)
+    try:
+        yield recorder
+    finally:
+        stack.pop()
+
+
+def _active_recorder() -> Optional[BatchStatistics]:
+    stack = getattr(_RECORDERS, "stack", None)
+    return stack[-1] if stack else None
 
 
 def _replicas_in_sync() -> int:
@@ -86,7 +160,11 @@ class BatchNorm(Module):
             y, mean, var = tf.compat.v1.nn.fused_batch_norm(
                 x, self.scale, self.offset, epsilon=self.epsilon,
                 is_training=True)
-        self._update_moving(mean, var)
+        recorder = _active_recorder()
+        if recorder is not None:
+            recorder.add(self, x)
+        else:
+            self._update_moving(mean, var)
         return y
 
     def inference_affine(self) -> tuple[tf.Tensor, tf.Tensor]:
