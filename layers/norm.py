@@ -46,22 +46,23 @@ class BatchStatistics:
     For a layer with C channels, `sums(layer)` is a float64 tensor [1 + 2C]:
     (n, sum over n values of x per channel, sum of x**2 per channel), with n
     = B*H*W pixels of this replica's batch (summed over the layer's calls in
-    the traced forward pass). The moments are taken per call in float32 by
-    two passes (mean, then mean squared deviation) and only then turned into
-    float64 sums, so pooling many batches loses no precision to the
+    the traced forward pass). Each call's mean and variance are the float32
+    moments the normalisation computed anyway (the fused kernel's, which
+    accumulate in float32 about the mean), turned into float64 sums only
+    then, so pooling many batches loses no precision to the
     E[x^2] - E[x]^2 cancellation.
     """
 
     def __init__(self):
         self._sums: dict = {}
 
-    def add(self, layer: "BatchNorm", x: tf.Tensor) -> None:
-        """Adds the statistics of `x` [B,H,W,C] (any float dtype) for `layer`."""
-        xf = tf.cast(x, tf.float32)
-        mean, var = tf.nn.moments(xf, axes=[0, 1, 2])
-        n = tf.cast(tf.reduce_prod(tf.shape(xf)[:-1]), tf.float64)
+    def add(self, layer: "BatchNorm", count: tf.Tensor, mean: tf.Tensor,
+            variance: tf.Tensor) -> None:
+        """Adds `count` values per channel with float32 `mean` and biased
+        `variance` [C] for `layer`."""
+        n = tf.cast(count, tf.float64)
         mean = tf.cast(mean, tf.float64)
-        var = tf.cast(var, tf.float64)
+        var = tf.cast(variance, tf.float64)
         sums = tf.concat([tf.reshape(n, [1]), n * mean, n * (var + tf.square(mean))], 0)
         key = id(layer)
         if key in self._sums:
@@ -98,6 +99,11 @@ def record_batch_statistics() -> Iterator[BatchStatistics]:
 def _active_recorder() -> Optional[BatchStatistics]:
     stack = getattr(_RECORDERS, "stack", None)
     return stack[-1] if stack else None
+
+
+def _count(x: tf.Tensor) -> tf.Tensor:
+    """B*H*W of x [B,H,W,C] as a float32 scalar."""
+    return tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
 
 
 def _replicas_in_sync() -> int:
@@ -154,17 +160,25 @@ class BatchNorm(Module):
                 variance=self.moving_variance.read_value(),
                 epsilon=self.epsilon, is_training=False)
             return y
-        if self.cross_replica and _replicas_in_sync() > 1:
+        cross_replica = self.cross_replica and _replicas_in_sync() > 1
+        if cross_replica:
             y, mean, var = self._cross_replica_normalize(x)
         else:
             y, mean, var = tf.compat.v1.nn.fused_batch_norm(
                 x, self.scale, self.offset, epsilon=self.epsilon,
                 is_training=True)
         recorder = _active_recorder()
-        if recorder is not None:
-            recorder.add(self, x)
-        else:
+        if recorder is None:
             self._update_moving(mean, var)
+        elif cross_replica:
+            # The recorder sums over replicas itself: this replica's moments
+            # (two passes; only when recording), not the global ones.
+            local_mean, local_var = tf.nn.moments(tf.cast(x, tf.float32), axes=[0, 1, 2])
+            recorder.add(self, _count(x), local_mean, local_var)
+        else:
+            # The fused kernel returns the Bessel-corrected variance.
+            n = _count(x)
+            recorder.add(self, n, mean, var * (n - 1.0) / tf.maximum(n, 1.0))
         return y
 
     def inference_affine(self) -> tuple[tf.Tensor, tf.Tensor]:

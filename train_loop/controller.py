@@ -192,6 +192,8 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     eval_ds = (eval_dataset_fn(None) if multi_worker
                else strategy.distribute_datasets_from_function(eval_dataset_fn))
     iterator = iter(train_ds)
+    # Built once (its functions traced once); a new iterator at every recompute.
+    bn_ds = strategy.distribute_datasets_from_function(bn_dataset_fn)
 
     # --- restore: the newest readable `latest` checkpoint, if any ---
     # `latest` holds the data iterator too (its position and shuffle buffer),
@@ -244,9 +246,7 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
         iterator of `bn_dataset_fn` (the same batches at every evaluation,
         whether or not the run was resumed); returns the seconds spent."""
         tic = time.perf_counter()
-        done = bn_recompute.recompute_batch_norm(
-            model, strategy.distribute_datasets_from_function(bn_dataset_fn),
-            bn_batches, strategy)
+        done = bn_recompute.recompute_batch_norm(model, iter(bn_ds), bn_batches, strategy)
         seconds = time.perf_counter() - tic
         log(f"step {step}: batch-norm statistics re-estimated on {done['batches']} "
             f"batches ({done['layers']} layers, {seconds:.1f} s)")
