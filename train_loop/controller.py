@@ -193,7 +193,8 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
                else strategy.distribute_datasets_from_function(eval_dataset_fn))
     iterator = iter(train_ds)
     # Built once (its functions traced once); a new iterator at every recompute.
-    bn_ds = strategy.distribute_datasets_from_function(bn_dataset_fn)
+    bn_batches = config.batch_norm.recompute_batches
+    bn_ds = strategy.distribute_datasets_from_function(bn_dataset_fn) if bn_batches else None
 
     # --- restore: the newest readable `latest` checkpoint, if any ---
     # `latest` holds the data iterator too (its position and shuffle buffer),
@@ -238,7 +239,6 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
             count += 1.0
         return tf.math.divide_no_nan(total, count)
 
-    bn_batches = config.batch_norm.recompute_batches
     bn_seconds = 0.0
 
     def recompute_statistics(step: int) -> float:
