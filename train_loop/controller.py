@@ -192,9 +192,11 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     eval_ds = (eval_dataset_fn(None) if multi_worker
                else strategy.distribute_datasets_from_function(eval_dataset_fn))
     iterator = iter(train_ds)
-    # Built once (its functions traced once); a new iterator at every recompute.
+    # Built once (its functions traced once); a new iterator at every recompute,
+    # ending after the batches it needs so that no input work outlives it.
     bn_batches = config.batch_norm.recompute_batches
-    bn_ds = strategy.distribute_datasets_from_function(bn_dataset_fn) if bn_batches else None
+    bn_ds = (strategy.distribute_datasets_from_function(
+        lambda ctx: bn_dataset_fn(ctx).take(bn_batches)) if bn_batches else None)
 
     # --- restore: the newest readable `latest` checkpoint, if any ---
     # `latest` holds the data iterator too (its position and shuffle buffer),
