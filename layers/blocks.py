@@ -30,10 +30,12 @@ class ConvBNAct(Module):
       kernel_size, dilation: of the convolution.
       activation: a name from `layers.activations` ("linear" for none).
       cross_replica_bn: synchronised batch norm under tf.distribute.
+      bn_momentum: the batch norm's moving-average momentum.
     """
 
     def __init__(self, filters: int, kernel_size: int = 3, *, dilation: int = 1,
                  activation: str = "relu", cross_replica_bn: bool = False,
+                 bn_momentum: float = 0.99,
                  policy: "str | Policy" = "float32", name: str | None = None):
         super().__init__(policy=policy, name=name)
         self.filters = filters
@@ -41,8 +43,8 @@ class ConvBNAct(Module):
         with self.name_scope:
             self.conv = Conv2D(filters, kernel_size, dilation=dilation,
                                use_bias=False, policy=policy, name="conv")
-            self.bn = BatchNorm(cross_replica=cross_replica_bn, policy=policy,
-                                name="bn")
+            self.bn = BatchNorm(momentum=bn_momentum, cross_replica=cross_replica_bn,
+                                policy=policy, name="bn")
 
     def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         # At inference the batch norm is a fixed affine map, folded into the
@@ -59,17 +61,17 @@ class ConvBlock(Module):
     """Two 3x3 ConvBNAct: the block of the plain U-Net."""
 
     def __init__(self, filters: int, *, activation: str = "relu",
-                 cross_replica_bn: bool = False,
+                 cross_replica_bn: bool = False, bn_momentum: float = 0.99,
                  policy: "str | Policy" = "float32", name: str | None = None):
         super().__init__(policy=policy, name=name)
         self.filters = filters
         with self.name_scope:
             self.unit1 = ConvBNAct(filters, 3, activation=activation,
                                    cross_replica_bn=cross_replica_bn,
-                                   policy=policy, name="unit1")
+                                   bn_momentum=bn_momentum, policy=policy, name="unit1")
             self.unit2 = ConvBNAct(filters, 3, activation=activation,
                                    cross_replica_bn=cross_replica_bn,
-                                   policy=policy, name="unit2")
+                                   bn_momentum=bn_momentum, policy=policy, name="unit2")
 
     def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.unit2(self.unit1(x, training=training), training=training)
@@ -84,20 +86,21 @@ class ResidualBlock(Module):
     """
 
     def __init__(self, filters: int, *, activation: str = "relu",
-                 cross_replica_bn: bool = False,
+                 cross_replica_bn: bool = False, bn_momentum: float = 0.99,
                  policy: "str | Policy" = "float32", name: str | None = None):
         super().__init__(policy=policy, name=name)
         self.filters = filters
         self._activation_name = activation
         self.activation = get_activation(activation)
         self._cross_replica_bn = cross_replica_bn
+        self._bn_momentum = bn_momentum
         with self.name_scope:
             self.unit1 = ConvBNAct(filters, 3, activation=activation,
                                    cross_replica_bn=cross_replica_bn,
-                                   policy=policy, name="unit1")
+                                   bn_momentum=bn_momentum, policy=policy, name="unit1")
             self.unit2 = ConvBNAct(filters, 3, activation="linear",
                                    cross_replica_bn=cross_replica_bn,
-                                   policy=policy, name="unit2")
+                                   bn_momentum=bn_momentum, policy=policy, name="unit2")
         self.projection = None
 
     def _shortcut(self, x: tf.Tensor, training: bool) -> tf.Tensor:
@@ -105,7 +108,7 @@ class ResidualBlock(Module):
             with self.name_scope:
                 self.projection = ConvBNAct(
                     self.filters, 1, activation="linear",
-                    cross_replica_bn=self._cross_replica_bn,
+                    cross_replica_bn=self._cross_replica_bn, bn_momentum=self._bn_momentum,
                     policy=self.policy, name="projection")
         if self.projection is None:
             return tf.cast(x, self.compute_dtype)

@@ -32,15 +32,15 @@ class SerialDilatedCenter(Module):
     """Stacked dilated 3x3 ConvBNAct at `SERIAL_DILATIONS`, outputs summed."""
 
     def __init__(self, filters: int, *, activation: str = "relu",
-                 cross_replica_bn: bool = False,
+                 cross_replica_bn: bool = False, bn_momentum: float = 0.99,
                  policy: "str | Policy" = "float32", name: str | None = None):
         super().__init__(policy=policy, name=name)
         self.filters = filters
         with self.name_scope:
             self.units = [
                 ConvBNAct(filters, 3, dilation=d, activation=activation,
-                          cross_replica_bn=cross_replica_bn, policy=policy,
-                          name=f"dilated{d}")
+                          cross_replica_bn=cross_replica_bn, bn_momentum=bn_momentum,
+                          policy=policy, name=f"dilated{d}")
                 for d in SERIAL_DILATIONS]
 
     def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
@@ -55,12 +55,12 @@ class ParallelDilatedCenter(Module):
     """A 1x1 branch and dilated 3x3 branches, concatenated, fused by a 1x1."""
 
     def __init__(self, filters: int, *, activation: str = "relu",
-                 cross_replica_bn: bool = False,
+                 cross_replica_bn: bool = False, bn_momentum: float = 0.99,
                  policy: "str | Policy" = "float32", name: str | None = None):
         super().__init__(policy=policy, name=name)
         self.filters = filters
         common = dict(activation=activation, cross_replica_bn=cross_replica_bn,
-                      policy=policy)
+                      bn_momentum=bn_momentum, policy=policy)
         with self.name_scope:
             self.branches = [ConvBNAct(filters, 1, name="branch1x1", **common)] + [
                 ConvBNAct(filters, 3, dilation=d, name=f"dilated{d}", **common)
@@ -89,10 +89,10 @@ def check_center(name: str) -> str:
 
 
 def make_center(name: str, filters: int, *, activation: str = "relu",
-                cross_replica_bn: bool = False,
+                cross_replica_bn: bool = False, bn_momentum: float = 0.99,
                 policy: "str | Policy" = "float32",
                 module_name: str = "center") -> Module:
     """The center called `name` with `filters` output channels."""
     return CENTERS[check_center(name)](
         filters, activation=activation, cross_replica_bn=cross_replica_bn,
-        policy=policy, name=module_name)
+        bn_momentum=bn_momentum, policy=policy, name=module_name)

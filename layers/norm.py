@@ -17,13 +17,93 @@ bfloat16/float16 activations with float32 scale/offset and accumulates in
 float32, so no cast of the activations is needed in mixed precision. The
 cross-replica path sums (count, sum, sum of squares) over replicas with one
 `all_reduce` and applies `x * a + b` with per-channel `a`, `b`.
+
+Re-estimating the moving statistics (`record_batch_statistics`): inside that
+context a training-mode call still normalises by the batch statistics, but
+leaves the moving averages alone and hands the recorder the float64 sums
+(count, sum, sum of squares) of its input, so a caller can pool them over many
+batches and replicas into the exact population statistics
+(`train_loop.bn_recompute.recompute_batch_norm`).
 """
 from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Iterator, Optional
 
 import tensorflow as tf
 
 from core.precision import Policy
 from layers.base import Module, once, static_channels
+
+
+_RECORDERS = threading.local()
+
+
+class BatchStatistics:
+    """Per-layer float64 sums of the inputs of training-mode BatchNorm calls.
+
+    For a layer with C channels, `sums(layer)` is a float64 tensor [1 + 2C]:
+    (n, sum over n values of x per channel, sum of x**2 per channel), with n
+    = B*H*W pixels of this replica's batch (summed over the layer's calls in
+    the traced forward pass). Each call's mean and variance are the float32
+    moments the normalisation computed anyway (the fused kernel's, which
+    accumulate in float32 about the mean), turned into float64 sums only
+    then, so pooling many batches loses no precision to the
+    E[x^2] - E[x]^2 cancellation.
+    """
+
+    def __init__(self):
+        self._sums: dict = {}
+
+    def add(self, layer: "BatchNorm", count: tf.Tensor, mean: tf.Tensor,
+            variance: tf.Tensor) -> None:
+        """Adds `count` values per channel with float32 `mean` and biased
+        `variance` [C] for `layer`."""
+        n = tf.cast(count, tf.float64)
+        mean = tf.cast(mean, tf.float64)
+        var = tf.cast(variance, tf.float64)
+        sums = tf.concat([tf.reshape(n, [1]), n * mean, n * (var + tf.square(mean))], 0)
+        key = id(layer)
+        if key in self._sums:
+            sums = self._sums[key][1] + sums
+        self._sums[key] = (layer, sums)
+
+    def sums(self, layer: "BatchNorm") -> Optional[tf.Tensor]:
+        """float64 [1 + 2C], or None when `layer` was not called."""
+        entry = self._sums.get(id(layer))
+        return None if entry is None else entry[1]
+
+
+@contextlib.contextmanager
+def record_batch_statistics() -> Iterator[BatchStatistics]:
+    """In this context (this thread), training-mode BatchNorm calls record
+    their input statistics in the yielded `BatchStatistics` instead of
+    updating the moving averages; normalisation is unchanged (by the batch).
+
+    It acts when the layers are called, i.e. while a `tf.function` is traced:
+    enter it inside the traced function (inside the replica function under
+    `strategy.run`, whose replicas may trace in threads of their own).
+    """
+    stack = getattr(_RECORDERS, "stack", None)
+    if stack is None:
+        stack = _RECORDERS.stack = []
+    recorder = BatchStatistics()
+    stack.append(recorder)
+    try:
+        yield recorder
+    finally:
+        stack.pop()
+
+
+def _active_recorder() -> Optional[BatchStatistics]:
+    stack = getattr(_RECORDERS, "stack", None)
+    return stack[-1] if stack else None
+
+
+def _count(x: tf.Tensor) -> tf.Tensor:
+    """B*H*W of x [B,H,W,C] as a float32 scalar."""
+    return tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
 
 
 def _replicas_in_sync() -> int:
@@ -80,13 +160,25 @@ class BatchNorm(Module):
                 variance=self.moving_variance.read_value(),
                 epsilon=self.epsilon, is_training=False)
             return y
-        if self.cross_replica and _replicas_in_sync() > 1:
+        cross_replica = self.cross_replica and _replicas_in_sync() > 1
+        if cross_replica:
             y, mean, var = self._cross_replica_normalize(x)
         else:
             y, mean, var = tf.compat.v1.nn.fused_batch_norm(
                 x, self.scale, self.offset, epsilon=self.epsilon,
                 is_training=True)
-        self._update_moving(mean, var)
+        recorder = _active_recorder()
+        if recorder is None:
+            self._update_moving(mean, var)
+        elif cross_replica:
+            # The recorder sums over replicas itself: this replica's moments
+            # (two passes; only when recording), not the global ones.
+            local_mean, local_var = tf.nn.moments(tf.cast(x, tf.float32), axes=[0, 1, 2])
+            recorder.add(self, _count(x), local_mean, local_var)
+        else:
+            # The fused kernel returns the Bessel-corrected variance.
+            n = _count(x)
+            recorder.add(self, n, mean, var * (n - 1.0) / tf.maximum(n, 1.0))
         return y
 
     def inference_affine(self) -> tuple[tf.Tensor, tf.Tensor]:

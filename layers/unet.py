@@ -98,6 +98,9 @@ class UNet(Module):
         (nearest 2x then 3x3 conv).
       dropout: rate applied to the center's output when training.
       cross_replica_bn: synchronised batch norm under tf.distribute.
+      bn_momentum: moving-average momentum of every batch norm (Keras'
+        0.99); `train_loop.bn_recompute` re-estimates the statistics anyway
+        before evaluations, so it matters for the stretches between them.
 
     Call: `model(images, training=False)` with images [B,H,W,C] of any real
     dtype (uint8, float32, ...) -> logits [B,H,W,K] float32.
@@ -110,7 +113,7 @@ class UNet(Module):
                  std: "Sequence[float] | None" = None,
                  activation: str = "relu", upsample: str = "transpose",
                  dropout: float = 0.0, cross_replica_bn: bool = False,
-                 name: str | None = "unet"):
+                 bn_momentum: float = 0.99, name: str | None = "unet"):
         policy = get_policy(policy)
         super().__init__(policy=policy, name=name)
         for what, value in (("num_classes", num_classes),
@@ -125,6 +128,8 @@ class UNet(Module):
         if upsample not in UPSAMPLERS:
             raise ValueError(f"unknown upsampling {upsample!r}; expected one of "
                              f"{sorted(UPSAMPLERS)}")
+        if not 0.0 <= bn_momentum <= 1.0:
+            raise ValueError(f"UNet bn_momentum must be in [0, 1]; got {bn_momentum}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"UNet dropout must be in [0, 1); got {dropout}")
         std_values = _per_band(std, 1.0, int(in_channels), "std")
@@ -143,14 +148,14 @@ class UNet(Module):
             filters=self.filters, depth=self.depth, residual=self.residual,
             center=center, policy=policy.name, activation=activation,
             upsample=upsample, dropout=self.dropout,
-            cross_replica_bn=bool(cross_replica_bn))
+            cross_replica_bn=bool(cross_replica_bn), bn_momentum=float(bn_momentum))
         self.mean = self.make_variable(
             "mean", _per_band(mean, 0.0, self.in_channels, "mean"), trainable=False)
         self.std = self.make_variable("std", std_values, trainable=False)
 
         block = ResidualBlock if residual else ConvBlock
         common = dict(activation=activation, cross_replica_bn=cross_replica_bn,
-                      policy=policy)
+                      bn_momentum=bn_momentum, policy=policy)
         widths = [self.filters * 2 ** i for i in range(self.depth)]
         with self.name_scope:
             self.encoder = [block(w, name=f"encoder{i}", **common)

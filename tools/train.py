@@ -8,12 +8,14 @@ Flags: data (--data_dir, --bands, --elevation, --patch_size, --batch_size,
 model, loss, optimizer, schedule, precision and loop flags in
 tools/train_flags.py, shared with tools.lr_find. `--helpfull` lists them.
 """
+import dataclasses
 
 from absl import app, flags, logging
 
 from tools import data_flags, prepare_flags, train_flags
 
 FLAGS = flags.FLAGS
+BN_SEED_OFFSET = 1000  # the batch-norm recompute stream: --seed + this
 
 
 def main(argv):
@@ -77,7 +79,12 @@ def main(argv):
         # Synchronised batch norm when there are several replicas, so the
         # statistics are those of the global batch.
         return workdir_lib.build_model(run_config,
-                                       cross_replica_bn=strategy.num_replicas_in_sync > 1)
+                                       cross_replica_bn=strategy.num_replicas_in_sync > 1,
+                                       bn_momentum=config.batch_norm.momentum)
+
+    # Batch-norm statistics are re-estimated on a second stream of training
+    # batches (another seed, read uncached: a file cache takes one writer).
+    bn_cfg = dataclasses.replace(pipe_cfg, seed=pipe_cfg.seed + BN_SEED_OFFSET, cache="none")
 
     # --- loop ---
     rgb = [info["bands"].index(b) for b in ("R", "G", "B") if b in info["bands"]]
@@ -90,7 +97,8 @@ def main(argv):
         # The data set's classes left out of the "without" means (Potsdam: clutter).
         exclude_from_means=tuple(info["class_names"].index(c)
                                  for c in info.get("excluded_from_mean", ())),
-        strategy=strategy, checkpoint_data=pipe_cfg.cache == "none", log=logging.info)
+        strategy=strategy, checkpoint_data=pipe_cfg.cache == "none",
+        bn_dataset_fn=lambda ctx: pipeline.train_dataset(bn_cfg, ctx), log=logging.info)
     logging.info("done: %s", summary)
 
 

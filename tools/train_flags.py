@@ -12,6 +12,14 @@ flags.DEFINE_enum("depth", "4", ["3", "4", "5"], "U-Net skips (levels).")
 flags.DEFINE_boolean("residual", True, "Residual blocks instead of plain conv blocks.")
 flags.DEFINE_enum("center", "conv", ["conv", "serial_dilated", "parallel_dilated", "residual"],
                   "U-Net center block.")
+# --- batch norm ---
+flags.DEFINE_float("bn_momentum", 0.99, "Momentum of the batch-norm moving averages "
+                   "(every layer).")
+flags.DEFINE_integer("bn_recompute_batches", 20, "Before every evaluation (and so before "
+                     "the best and final checkpoints), re-estimate the batch-norm moving "
+                     "statistics exactly, on this many training batches drawn from a "
+                     "second, fixed-seed iterator, weights frozen (0: keep the moving "
+                     "averages).")
 # --- loss ---
 flags.DEFINE_string("loss", "ce", "ce|focal|jaccard|dice|lovasz or a weighted sum such as "
                     "'ce+jaccard' or '0.5*ce+1.0*lovasz'.")
@@ -74,6 +82,10 @@ flags.register_validator("adam_beta_2", lambda v: 0 <= v < 1, "--adam_beta_2 mus
 flags.register_validator("adam_epsilon", lambda v: v >= 0, "--adam_epsilon must be >= 0")
 flags.register_validator("weight_decay", lambda v: v is None or v >= 0,
                          "--weight_decay must be >= 0")
+flags.register_validator("bn_momentum", lambda v: 0.0 <= v <= 1.0,
+                         "--bn_momentum must be in [0, 1]")
+flags.register_validator("bn_recompute_batches", lambda v: v >= 0,
+                         "--bn_recompute_batches must be >= 0 (0: off)")
 flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 0 for x in v),
                          "--class_weights must be positive floats, e.g. 1,1,1,1,4,1")
 
@@ -111,7 +123,8 @@ def resolve_precision(name: str) -> str:
 
 def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int):
     """Builds the frozen TrainConfig once; library code never sees FLAGS."""
-    from train_loop.config import LoopConfig, ModelConfig, OptimConfig, TrainConfig  # pylint: disable=import-outside-toplevel
+    from train_loop.config import (BatchNormConfig, LoopConfig, ModelConfig,  # pylint: disable=import-outside-toplevel
+                                   OptimConfig, TrainConfig)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     f = flag_values
@@ -142,7 +155,9 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
             checkpoint_every=f.checkpoint_every or eval_every,
             keep_checkpoints=f.keep_checkpoints, jit_compile=jit, seed=f.seed,
             deterministic=f.deterministic, summary_images=f.summary_images,
-            strategy=f.strategy))
+            strategy=f.strategy),
+        batch_norm=BatchNormConfig(momentum=f.bn_momentum,
+                                   recompute_batches=f.bn_recompute_batches))
 
 
 def make_strategy(name: str):

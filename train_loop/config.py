@@ -76,6 +76,17 @@ class LoopConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BatchNormConfig:
+    """Batch-norm statistics: `momentum` of the moving averages (every layer,
+    through the model constructor), and `recompute_batches` training batches
+    on which `train_loop.bn_recompute` re-estimates them exactly before each
+    evaluation (hence before the best-checkpoint decision and the final
+    checkpoint); 0 disables the recompute."""
+    momentum: float = 0.99
+    recompute_batches: int = 20
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything `train_loop.controller.train` needs besides the data."""
     model: ModelConfig = ModelConfig()
@@ -84,6 +95,7 @@ class TrainConfig:
     focal_gamma: float = 2.0
     optim: OptimConfig = OptimConfig()
     loop: LoopConfig = LoopConfig()
+    batch_norm: BatchNormConfig = BatchNormConfig()
 
 
 _CENTER_NAMES = {

@@ -1,7 +1,10 @@
 """The outer loop (Orbit's controller, kept small): train `steps_per_loop`
 steps in one `tf.function`, then, in eager Python, log, write summaries,
 evaluate, checkpoint, and apply plateau and early stopping, the work the
-talk's Keras callbacks did.
+talk's Keras callbacks did. Before every evaluation the batch-norm moving
+statistics are re-estimated exactly for the current weights
+(`train_loop.bn_recompute`), so what is evaluated, kept as `best` and saved as
+`latest` is what inference and export will use.
 
 Read `train` top to bottom: set-up, restore, loop, finish.
 """
@@ -18,6 +21,7 @@ import tensorflow as tf
 
 from core import losses, metrics as metrics_lib, optim, precision, schedules
 from core.data import labels as labels_lib
+from train_loop import bn_recompute
 from train_loop import steps as steps_lib
 from train_loop import workdir as workdir_lib
 from train_loop.config import TrainConfig
@@ -87,6 +91,7 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
           rgb_channels: Sequence[int] = (0, 1, 2), exclude_from_means: Sequence[int] = (),
           strategy: Optional[tf.distribute.Strategy] = None,
           checkpoint_data: bool = True,
+          bn_dataset_fn: Optional[Callable] = None,
           log: Callable[[str], None] = print) -> dict:
     """Trains (or resumes) a run in `workdir` and returns the final summary.
 
@@ -105,6 +110,13 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
       strategy: a tf.distribute strategy; the default strategy when None.
       checkpoint_data: put the data iterator in `latest` checkpoints (False
         for cached pipelines: resume replays the stream instead).
+      bn_dataset_fn: `(input_context) -> tf.data.Dataset` of training
+        batches on which the batch-norm statistics are re-estimated before
+        every evaluation (`config.batch_norm.recompute_batches` of them,
+        0: never). A fresh iterator each time, never the training one, so
+        the training stream and an exact resume do not depend on it; best
+        a second seed of the training pipeline. Default: train_dataset_fn
+        (its first batches).
       log: receives one line per inner loop and per evaluation.
 
     Returns:
@@ -119,11 +131,12 @@ def train(config: TrainConfig, *, workdir: str, model_fn: Callable[[], tf.Module
     with _StopSignal() as stop:
         return _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn,
                       class_names, palette, rgb_channels, exclude_from_means, strategy,
-                      checkpoint_data, log, stop)
+                      checkpoint_data, bn_dataset_fn or train_dataset_fn, log, stop)
 
 
 def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_names,
-           palette, rgb_channels, exclude_from_means, strategy, checkpoint_data, log, stop):
+           palette, rgb_channels, exclude_from_means, strategy, checkpoint_data,
+           bn_dataset_fn, log, stop):
     loop_cfg, optim_cfg = config.loop, config.optim
     strategy = strategy or tf.distribute.get_strategy()
     policy = precision.get_policy(config.model.policy)
@@ -180,6 +193,11 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     eval_ds = (eval_dataset_fn(None) if multi_worker
                else strategy.distribute_datasets_from_function(eval_dataset_fn))
     iterator = iter(train_ds)
+    # Built once (its functions traced once); a new iterator at every recompute,
+    # ending after the batches it needs so that no input work outlives it.
+    bn_batches = config.batch_norm.recompute_batches
+    bn_ds = (strategy.distribute_datasets_from_function(
+        lambda ctx: bn_dataset_fn(ctx).take(bn_batches)) if bn_batches else None)
 
     # --- restore: the newest readable `latest` checkpoint, if any ---
     # `latest` holds the data iterator too (its position and shuffle buffer),
@@ -223,6 +241,19 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
             total += run_eval_step(batch)["loss"]
             count += 1.0
         return tf.math.divide_no_nan(total, count)
+
+    bn_seconds = 0.0
+
+    def recompute_statistics(step: int) -> float:
+        """Exact batch-norm statistics for the current weights, from a fresh
+        iterator of `bn_dataset_fn` (the same batches at every evaluation,
+        whether or not the run was resumed); returns the seconds spent."""
+        tic = time.perf_counter()
+        done = bn_recompute.recompute_batch_norm(model, iter(bn_ds), bn_batches, strategy)
+        seconds = time.perf_counter() - tic
+        log(f"step {step}: batch-norm statistics re-estimated on {done['batches']} "
+            f"batches ({done['layers']} layers, {seconds:.1f} s)")
+        return seconds
 
     def evaluate(step: int) -> dict:
         eval_cm.reset()
@@ -280,6 +311,8 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
 
         if step % loop_cfg.eval_every == 0 or step == total:
             train_cm.reset()
+            if bn_batches > 0:
+                bn_seconds += recompute_statistics(step)
             last_eval = evaluate(step)
             log(f"step {step} validation: loss {last_eval['loss']:.4f} "
                 f"OA {last_eval['overall_accuracy']:.4f} mIoU {last_eval['mean_iou']:.4f}")
@@ -298,7 +331,8 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     # --- finish ---
     summary = {"step": step, "best_mean_iou": float(state.best_metric.numpy()),
                "validation": last_eval, "stopped_early": stopped_early,
-               "seconds": time.perf_counter() - run_start}
+               "seconds": time.perf_counter() - run_start,
+               "bn_recompute_seconds": bn_seconds}
     if chief:
         workdir_lib.mark_finished(workdir, summary)
     return summary
