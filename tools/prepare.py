@@ -29,6 +29,18 @@ for _old, _new in _RENAMED.items():
 FLAGS = flags.FLAGS
 
 
+def parse_flags(argv):
+    """Flags of this binary; a flag file that also holds training flags
+    (`--flagfile=potsdam.flags`) is parsed with the trainer's flags too, so
+    one flag file drives prepare and train alike (and a misspelt flag is
+    still an error)."""
+    rest = FLAGS(argv, known_only=True)
+    if len(rest) > 1 and any(a.startswith("-") for a in rest[1:]):
+        from tools import train_flags  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+        rest = FLAGS(argv)
+    return rest
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -56,4 +68,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

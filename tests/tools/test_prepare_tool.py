@@ -66,3 +66,24 @@ class PrepareToolTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class FlagFileTest(tf.test.TestCase):
+
+    def test_the_repository_flag_files_parse_in_tools_prepare(self):
+        # One flag file drives prepare and train: every flag of potsdam.flags,
+        # inria.flags and demo.flags is one tools.prepare knows.
+        for name in ("potsdam.flags", "inria.flags", "demo.flags"):
+            code = ("import sys\nfrom absl import flags\nimport tools.prepare\n"
+                    f"tools.prepare.parse_flags(['prepare', '--flagfile={name}'])\n"
+                    "f = flags.FLAGS\nprint(f.prepare_dataset, f.prepare_src, f.data_dir)")
+            proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                                  text=True, timeout=120,
+                                  env=dict(os.environ, PYTHONPATH=REPO))
+            self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+            dataset = {"inria.flags": "inria"}.get(name, "potsdam")
+            self.assertTrue(proc.stdout.startswith(f"{dataset} data/"), proc.stdout)
+        misspelt = run("--prepare_dataset=folder", "--prepare_src=x", "--data_dir=y",
+                       "--prepare_sr=x", "--train_steps=5")
+        self.assertEqual(misspelt.returncode, 1)
+        self.assertIn("Unknown command line flag 'prepare_sr'", misspelt.stderr)
