@@ -7,7 +7,9 @@ import sys
 
 import numpy as np
 import tensorflow as tf
+import tifffile
 
+from core.data import geotiff
 from tests.core.data.test_prepare import make_folder_dataset, tree_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -87,3 +89,65 @@ class FlagFileTest(tf.test.TestCase):
                        "--prepare_sr=x", "--train_steps=5")
         self.assertEqual(misspelt.returncode, 1)
         self.assertIn("Unknown command line flag 'prepare_sr'", misspelt.stderr)
+
+
+class BadInputTest(tf.test.TestCase):
+    """Each bad archive: exit 1, one error line naming the file or flag and what
+    was expected, no traceback, the user's files byte-identical afterwards."""
+
+    def test_bad_archives_give_one_line(self):
+        root = self.get_temp_dir()
+
+        def archive(name, change):
+            src = os.path.join(root, name)
+            arrays = make_folder_dataset(src, [(20, 24), (18, 30), (25, 25)])
+            change(src, arrays)
+            return src
+
+        def unknown_values(src, arrays):
+            rgb = np.full((20, 24, 3), 77, np.uint8)   # a colour of no class
+            tifffile.imwrite(os.path.join(src, "masks", "tile0_label.tif"), rgb)
+
+        def constant_band(src, arrays):
+            for stem, (image, _, _) in arrays.items():
+                image = image.copy()
+                image[..., 1] = 9
+                geotiff.write_geotiff(os.path.join(src, "images", f"{stem}_RGBIR.tif"),
+                                      image, None)
+
+        def no_labels(src, arrays):
+            for stem in ("tile0", "tile1"):
+                h, w = arrays[stem][1].shape
+                tifffile.imwrite(os.path.join(src, "masks", f"{stem}_label.tif"),
+                                 np.zeros((h, w, 3), np.uint8))
+
+        def truncated(src, arrays):
+            path = os.path.join(src, "images", "tile1_RGBIR.tif")
+            data = open(path, "rb").read()
+            open(path, "wb").write(data[:len(data) // 2])
+
+        def bad_class_file(src, arrays):
+            with open(os.path.join(src, "classes.csv"), "w", encoding="utf-8") as f:
+                f.write("name,color\nroad,#ffffff\nroof,#0000zz\n")
+
+        cases = [
+            (unknown_values, [], r"tile0_label\.tif: .*match no class.*\(77,77,77\)"),
+            (constant_band, [], r"band G is constant \(9\) over the train split"),
+            (no_labels, [], r"train split \(2 tiles\) has no labelled pixel"),
+            (truncated, [], r"tile1_RGBIR\.tif: truncated TIFF"),
+            (bad_class_file, ["--classes={src}/classes.csv"], r"classes\.csv.*line 3"),
+        ]
+        for change, extra, message in cases:
+            src = archive(change.__name__, change)
+            before = tree_state(src)
+            dst = os.path.join(root, change.__name__ + "_store")
+            proc = run("--prepare_dataset=folder", f"--prepare_src={src}", f"--data_dir={dst}",
+                       "--val_tiles=tile2", *[e.format(src=src) for e in extra])
+            with self.subTest(change.__name__):
+                self.assertEqual(proc.returncode, 1, proc.stderr[-2000:])
+                self.assertNotIn("Traceback", proc.stderr)
+                errors = [line for line in proc.stderr.splitlines() if line.startswith("E")]
+                self.assertLen(errors, 1, proc.stderr)
+                self.assertRegex(errors[0], message)
+                self.assertEqual(tree_state(src), before)
+                self.assertFalse(os.path.exists(os.path.join(dst, "info.json")))
