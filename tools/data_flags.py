@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from absl import flags
 
+from tools import prepare_flags  # noqa: F401  (--prepare_*: one flag file prepares and trains)
+
 # --- store ---
 flags.DEFINE_string("data_dir", None, "Prepared store (folder with info.json).")
-flags.DEFINE_string("bands", None, "Optical bands in channel order, e.g. IRRGB, RGB, IRRG. "
-                    "prepare: bands stored; training: bands fed (a subset of the "
-                    "store's). Default: all, in source order.")
+flags.DEFINE_string("bands", None, "Optical bands fed to the model, in channel order, e.g. "
+                    "IRRGB, RGB, IRRG: any of the store's (which keeps every source band). "
+                    "Default: all, in source order.")
 flags.DEFINE_enum("elevation", None, ["none", "dsm", "ndsm"],
-                  "Elevation band (last channel). prepare: what to store; training: "
-                  "'none' drops a stored one. Default: prepare none, training as stored.")
+                  "Elevation band fed as the last channel, from those the store keeps "
+                  "(prepare keeps every kind the archive has; naming one makes prepare "
+                  "require it). Default: the store's only kind, nDSM when it has both.")
 # --- patches ---
 flags.DEFINE_integer("patch_size", 256, "Patch side in pixels (after --scale).")
 flags.DEFINE_integer("stride", 0, "Grid step between windows; 0: --patch_size (no overlap).")

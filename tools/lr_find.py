@@ -17,7 +17,7 @@ import os
 from absl import app, flags, logging
 
 from tools import data_flags  # noqa: F401  (defines the data flags)
-from tools import train_flags
+from tools import prepare_flags, train_flags
 
 flags.DEFINE_integer("num_steps", 100, "lr_find: steps of the sweep (>= 2).")
 flags.DEFINE_float("smoothing", 0.98, "lr_find: beta of the smoothed loss (EMA).")
@@ -46,19 +46,13 @@ def main(argv):
     del argv
     import tensorflow as tf  # after absl parsed flags
     from core import losses, optim, precision
-    from core.data import pipeline, prepare, synthetic
+    from core.data import pipeline
     from layers import UNet
     from train_loop import lr_finder
     from train_loop.config import experiment_name
 
     # --- data: the demo flag file's tiles are made and prepared if missing ---
-    if FLAGS.prepare_src and not os.path.exists(os.path.join(FLAGS.data_dir, "info.json")):
-        if FLAGS.make_demo_data and not os.path.isdir(FLAGS.prepare_src):
-            synthetic.make_demo_dataset(FLAGS.prepare_src, dataset=FLAGS.prepare_dataset,
-                                        tiles=FLAGS.demo_tiles, size=FLAGS.demo_size,
-                                        seed=FLAGS.seed, log=logging.info)
-        prepare.prepare(FLAGS.prepare_dataset, FLAGS.prepare_src, FLAGS.data_dir,
-                        bands=FLAGS.bands, elevation=FLAGS.elevation)
+    prepare_flags.prepare_if_needed(FLAGS)
     pipe_cfg = data_flags.pipeline_config_from_flags(FLAGS)
     info = pipeline.dataset_info(pipe_cfg)
     num_classes = len(info["class_names"])

@@ -1,37 +1,30 @@
 r"""Prepares a tile archive into the store the training pipeline reads.
 
-  python -m tools.prepare --dataset=potsdam --src=/data/potsdam --dst=data/potsdam \
-      --bands=IRRGB --elevation=ndsm --val_tiles=2_10
-  python -m tools.prepare --dataset=inria --src=/data/inria --dst=data/inria
-  python -m tools.prepare --dataset=folder --src=my_tiles --dst=data/mine --val_fraction=0.2
+  python -m tools.prepare --flagfile=potsdam.flags      # the same flags train reads
+  python -m tools.prepare --prepare_dataset=inria --prepare_src=/data/inria \
+      --data_dir=data/inria/prepared
+  python -m tools.prepare --prepare_dataset=folder --prepare_src=my_tiles \
+      --data_dir=data/mine --classes=my_classes.json --val_fraction=0.2
 
-Safe to rerun: finished tiles are skipped, the source is never modified and
-nothing outside --dst is written. Prints the splits and the per-band mean/std
-written to DST/info.json.
+The store keeps every band and elevation kind of the archive in its source
+dtype; each training run picks its --bands and --elevation from it. Safe to
+rerun: finished tiles are skipped, the source is never modified and nothing
+outside --data_dir is written. Prints the splits, bands and per-band
+statistics written to DATA_DIR/info.json.
 """
 import json
 import logging as std_logging
 
 from absl import app, flags, logging
 
-from tools import data_flags  # noqa: F401  (--bands, --elevation, --seed)
+from tools import data_flags  # noqa: F401  (--data_dir, --bands, --elevation, --seed, --prepare_*)
+from tools import prepare_flags
 
-flags.DEFINE_enum("dataset", None, ["potsdam", "inria", "folder"], "Archive layout of --src.")
-flags.DEFINE_string("src", None, "Archive root (Potsdam: the folder holding 4_Ortho_RGBIR, "
-                    "5_Labels_all, ...; INRIA: the folder holding AerialImageDataset; "
-                    "folder: images/ and masks/ (and elevation/)).")
-flags.DEFINE_string("dst", None, "Store folder to write (created).")
-flags.DEFINE_list("val_tiles", [], "Tiles moved from train to val (names or Potsdam "
-                  "ids like 2_10), on top of the standard split.")
-flags.DEFINE_enum("eroded", "false", ["false", "true", "val"],
-                  "Potsdam: labels from 5_Labels_all_noBoundary for no/all/val tiles.")
-flags.DEFINE_string("src_bands", None, "folder: band names of the source images "
-                    "(default RGB for 3 bands, RGBIR for 4).")
-flags.DEFINE_enum("label_spec", None, ["potsdam", "inria"], "folder: class names and "
-                  "palette of the masks (default potsdam).")
-flags.DEFINE_float("val_fraction", 0.0, "folder without --val_tiles: share of tiles in val.")
-flags.DEFINE_float("nodata", None, "Elevation nodata value (default: the file's GDAL tag).")
-flags.mark_flags_as_required(["dataset", "src", "dst"])
+# Names of an earlier release: one clear error rather than a silent default.
+_RENAMED = {"dataset": "prepare_dataset", "src": "prepare_src", "dst": "data_dir",
+            "label_spec": "classes", "nodata": "elevation_nodata"}
+for _old, _new in _RENAMED.items():
+    flags.DEFINE_string(_old, None, f"Renamed: use --{_new}.")
 
 FLAGS = flags.FLAGS
 
@@ -39,25 +32,27 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from core.data import prepare  # pylint: disable=import-outside-toplevel
+    used = [f"--{old} is now --{new}" for old, new in _RENAMED.items() if FLAGS[old].present]
+    if used:
+        raise app.UsageError("; ".join(used) + " (the names tools.train uses).")
+    if not FLAGS.prepare_src or not FLAGS.data_dir:
+        raise app.UsageError("--prepare_src (the archive) and --data_dir (the store to "
+                             "write) are required.")
     from core.data.tiles import TileError  # pylint: disable=import-outside-toplevel
 
     # The library logs with the standard logging module; show it through absl.
     std_logging.getLogger("core").setLevel(std_logging.INFO)
-    eroded = {"false": False, "true": True, "val": "val"}[FLAGS.eroded]
     try:
-        info = prepare.prepare(
-            FLAGS.dataset, FLAGS.src, FLAGS.dst, bands=FLAGS.bands,
-            elevation=FLAGS.elevation, val_tiles=FLAGS.val_tiles, eroded=eroded,
-            src_bands=FLAGS.src_bands, label_spec=FLAGS.label_spec,
-            val_fraction=FLAGS.val_fraction, nodata=FLAGS.nodata, seed=FLAGS.seed)
-    except (TileError, ValueError, FileNotFoundError) as err:
+        info = prepare_flags.prepare_from_flags(FLAGS)
+    except (TileError, ValueError, FileNotFoundError, flags.ValidationError) as err:
         logging.error("%s", err)
         raise SystemExit(1) from None
-    summary = {k: info[k] for k in ("dataset", "bands", "in_channels", "mean", "std")}
+    summary = {k: info[k] for k in ("dataset", "class_names", "bands", "dtype", "elevations")}
     summary["splits"] = {k: len(v) for k, v in info["splits"].items()}
+    summary["band_stats"] = {b: {k: round(v, 4) for k, v in s.items() if k != "count"}
+                             for b, s in info["band_stats"].items()}
     print(json.dumps(summary, indent=1))
-    print(f"wrote {FLAGS.dst}/info.json")
+    print(f"wrote {FLAGS.data_dir}/info.json")
 
 
 if __name__ == "__main__":

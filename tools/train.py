@@ -8,28 +8,12 @@ Flags: data (--data_dir, --bands, --elevation, --patch_size, --batch_size,
 model, loss, optimizer, schedule, precision and loop flags in
 tools/train_flags.py, shared with tools.lr_find. `--helpfull` lists them.
 """
-import os
 
 from absl import app, flags, logging
 
-from tools import data_flags, train_flags
+from tools import data_flags, prepare_flags, train_flags
 
 FLAGS = flags.FLAGS
-
-
-def _prepare_if_missing():
-    """demo.flags: make the demo tiles and prepare them on the first run."""
-    from core.data import prepare, synthetic  # pylint: disable=import-outside-toplevel
-    if not FLAGS.prepare_src or os.path.exists(os.path.join(FLAGS.data_dir, "info.json")):
-        return
-    if FLAGS.make_demo_data and not os.path.isdir(FLAGS.prepare_src):
-        logging.info("making demo tiles in %s", FLAGS.prepare_src)
-        synthetic.make_demo_dataset(FLAGS.prepare_src, dataset=FLAGS.prepare_dataset,
-                                    tiles=FLAGS.demo_tiles, size=FLAGS.demo_size,
-                                    seed=FLAGS.seed, log=None)
-    logging.info("preparing %s into %s", FLAGS.prepare_src, FLAGS.data_dir)
-    prepare.prepare(FLAGS.prepare_dataset, FLAGS.prepare_src, FLAGS.data_dir,
-                    bands=FLAGS.bands, elevation=FLAGS.elevation or "none")
 
 
 def main(argv):
@@ -48,7 +32,7 @@ def main(argv):
 
     # --- data and config: user errors end here with one message ---
     try:
-        _prepare_if_missing()
+        prepare_flags.prepare_if_needed(FLAGS)  # a flag file's first run
         pipe_cfg = data_flags.pipeline_config_from_flags(FLAGS)
         info = pipeline.dataset_info(pipe_cfg)  # bands, mean, std of the fed channels
         steps_per_epoch = max(1, pipeline.num_patches(pipe_cfg, "train") // pipe_cfg.batch_size)
@@ -103,8 +87,9 @@ def main(argv):
         eval_dataset_fn=lambda ctx: pipeline.eval_dataset(pipe_cfg, "val", ctx),
         class_names=info["class_names"], palette=info["palette"],
         rgb_channels=rgb if len(rgb) == 3 else (0, 0, 0),
-        # Potsdam is reported with and without clutter (class 5) too.
-        exclude_from_means=(5,) if info["dataset"] == "potsdam" else (),
+        # The data set's classes left out of the "without" means (Potsdam: clutter).
+        exclude_from_means=tuple(info["class_names"].index(c)
+                                 for c in info.get("excluded_from_mean", ())),
         strategy=strategy, checkpoint_data=pipe_cfg.cache == "none", log=logging.info)
     logging.info("done: %s", summary)
 

@@ -60,16 +60,6 @@ flags.DEFINE_string("workdir", None, "Experiment folder (default: WORKDIR_ROOT/N
                     "or the newest unfinished one of NAME, which resumes).")
 flags.DEFINE_string("experiment_name", None, "Default: built from the config, like "
                     "unet_input256_skip4_residual_serialCenter_sgd_jaccard_bs50_onecycle.")
-# --- preparation on the fly (demo.flags) ---
-flags.DEFINE_enum("prepare_dataset", "potsdam", ["potsdam", "inria", "folder"],
-                  "Layout of --prepare_src.")
-flags.DEFINE_string("prepare_src", None, "When --data_dir has no info.json, prepare it from "
-                    "this raw archive folder first.")
-flags.DEFINE_boolean("make_demo_data", False, "Generate synthetic demo tiles into "
-                     "--prepare_src when that folder does not exist.")
-flags.DEFINE_integer("demo_tiles", 8, "make_demo_data: number of tiles.")
-flags.DEFINE_integer("demo_size", 1024, "make_demo_data: tile side in pixels.")
-
 FLAGS = flags.FLAGS
 
 flags.register_validator("steps_per_loop", lambda v: v >= 1, "--steps_per_loop must be >= 1")

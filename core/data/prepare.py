@@ -1,35 +1,39 @@
-"""Turns a tile archive (Potsdam, INRIA, any images/+masks/ folder) into a store.
+"""Turns a tile archive into the training store. Where each data set's files
+are is `core.data.datasets`; how pixels and labels are read is
+`core.data.raster` and `core.data.labels`; this module writes the store.
 
-Which files make up a tile in each archive layout is `core.data.archives`;
-this module decodes them once and writes the store.
+Store layout (`dst/`, format v2):
 
-Store layout (`dst/`):
+    info.json                  dataset, classes, bands, dtype, elevations,
+                               band_stats, splits, per-tile records
+    tiles/<name>.image.npy     [H,W,C] every optical band of the source, in
+                               the source dtype (uint8/uint16/int16/float32)
+    tiles/<name>.label.npy     uint8 [H,W] class ids, 255 = ignore (declared
+                               ignore values, no-data and elevation holes)
+    tiles/<name>.<kind>.npy    float32 [H,W] elevation ("dsm", "ndsm"), holes
+                               filled
+    tiles/<name>.json          the tile's record, written last
 
-    info.json                      dataset, classes, palette, bands, mean/std,
-                                   splits, per-tile sizes (see `prepare`)
-    tiles/<name>.image.npy         uint8 [H,W,C]  optical bands, chosen order
-    tiles/<name>.elevation.npy     float32 [H,W]  DSM/nDSM, holes filled
-    tiles/<name>.label.npy         uint8 [H,W]    class ids, 255 = ignore
-    tiles/<name>.json              the tile's record, written last
+One store, many runs: it keeps every band and every elevation kind the
+archive has, and each run picks its `--bands` and `--elevation` from it
+(`core.data.store.channel_plan`), so a run without elevation and a later run
+with nDSM share one store. Bands keep the source dtype (12-bit imagery stays
+uint16), and `band_stats` (mean, std, min, max of the train split's valid
+pixels) normalise any of them in the model's first op.
 
 Why raw `.npy` per tile: decoding TIFFs and palette colours is the expensive
-part of the talk's pipeline and is done here once. A `.npy` is an aligned
-header plus the raw array, so the training pipeline reads it with
-`tf.io.read_file` + `tf.io.decode_raw` (no Python in the hot path, so the
-`tf.data` iterator stays checkpointable), and NumPy users (evaluation,
-prediction) open it with `np.load(mmap_mode="r")` and touch only the windows
-they read. Optical bands stay uint8 and heights float32 in separate files,
-so a cached tile costs 1 byte per optical band, not 4. Memory is bounded
-because the pipeline holds only the few tiles it is cutting at a time.
+part of the talk's pipeline and is done here once; the pipeline reads a
+`.npy` with `tf.io.read_file` + `tf.io.decode_raw` (no py_function, so its
+iterator is checkpointable), NumPy users open it with `mmap_mode="r"`.
 
-Safe to rerun: each tile's outputs are written to temporary names and
-renamed, then its record `<name>.json` is written last with a fingerprint of
-the sources (path, size, mtime) and options; a rerun skips tiles whose record
-matches and whose files exist with the right size. Nothing is ever deleted,
-and nothing is written outside `dst`.
+Safe to rerun: each tile's arrays are written to temporary names and renamed,
+then its record is written last with a fingerprint of the sources (path,
+size, mtime) and options; a rerun skips tiles whose record matches. Nothing
+is ever deleted, and nothing is written outside `dst`.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -39,29 +43,27 @@ from typing import Sequence
 
 import numpy as np
 
-from core.data import archives
+from core.data import band_stats
+from core.data import datasets as datasets_lib
 from core.data import labels as labels_lib
 from core.data import tiles as tiles_lib
-# Defined here before per-archive discovery moved to core.data.archives.
-from core.data.archives import (  # noqa: F401  pylint: disable=unused-import
-    INRIA_VAL_NUMBERS, POTSDAM_BANDS, POTSDAM_VAL_IDS)
+from core.data.raster import read_raster
 from core.data.tiles import TileError
 
 log = logging.getLogger(__name__)
 
-STORE_FORMAT = "ortholoop-tiles-npy-v1"
-
-ELEVATION_KINDS = ("none", "dsm", "ndsm")
+STORE_FORMAT = "ortholoop-tiles-npy-v2"
+ELEVATION_KINDS = ("dsm", "ndsm")
 ELEVATION_BAND = {"dsm": "DSM", "ndsm": "nDSM"}
+SOURCE_DTYPES = ("uint8", "uint16", "int16", "float32")
 
 
-def _fingerprint(source: archives.Source, options: dict) -> str:
+def _fingerprint(source, options: dict) -> str:
     parts = {"options": options}
-    for key in ("image", "label", "elevation"):
-        path = getattr(source, key)
-        if path is not None:
-            st = path.stat()
-            parts[key] = [str(path.resolve()), st.st_size, st.st_mtime_ns]
+    paths = {"image": source.image, "label": source.label, **source.elevations}
+    for key, path in sorted(paths.items()):
+        st = Path(path).stat()
+        parts[key] = [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -72,89 +74,87 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _decode_label(mask: np.ndarray, spec: labels_lib.LabelSpec, path: Path):
-    """-> (ids [H,W] uint8, pixels with an unexpected value)."""
-    if mask.dtype != np.uint8:
-        raise TileError(f"{path}: label must be 8-bit, got {mask.dtype}.")
-    if mask.shape[-1] == 3:
-        ids, unknown = labels_lib.rgb_to_index(mask, spec.palette)
-        # Black is the eroded ground truth's boundary: expected, not unknown.
-        black = int(np.count_nonzero((mask == 0).all(axis=-1)))
-        return ids, unknown - black
-    if mask.shape[-1] != 1:
-        raise TileError(f"{path}: expected an RGB (3-band) or single-band "
-                        f"label, got {mask.shape[-1]} bands.")
-    if spec.name == "inria":
-        return labels_lib.binary_mask_to_index(mask[..., 0])
-    return labels_lib.check_index_mask(mask[..., 0], spec.num_classes)
+def _write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=1)
+    if path.is_file() and path.read_text() == text:
+        return  # a rerun leaves an up-to-date store untouched
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
-def _band_stats_uint8(image: np.ndarray) -> dict:
-    values = np.arange(256, dtype=np.float64)
-    sums, sumsq, counts = [], [], []
-    for c in range(image.shape[-1]):
-        hist = np.bincount(image[..., c].ravel(), minlength=256).astype(np.float64)
-        sums.append(float(hist @ values))
-        sumsq.append(float(hist @ (values * values)))
-        counts.append(float(hist.sum()))
-    return {"sum": sums, "sumsq": sumsq, "count": counts}
+def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return b
+    return a if b is None else a & b
 
 
-def _elevation_stats(elevation: np.ndarray, valid: np.ndarray) -> dict:
-    s = ss = 0.0
-    for rows in range(0, elevation.shape[0], 512):  # bounded float64 temps
-        v = elevation[rows:rows + 512][valid[rows:rows + 512]].astype(np.float64)
-        s += float(v.sum())
-        ss += float((v * v).sum())
-    return {"sum": [s], "sumsq": [ss], "count": [float(valid.sum())]}
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """What every tile of one prepare run is checked against."""
+    src_bands: tuple[str, ...]
+    kinds: tuple[str, ...]
+    spec: labels_lib.LabelSpec
+    nodata: float | None
+    max_unknown_fraction: float
+    label_threshold: int | None
 
 
-def _prepare_tile(source: archives.Source, out_dir: Path, *, src_bands, bands,
-                  elevation: str, spec, nodata, fingerprint: str) -> dict:
-    image = tiles_lib.read_image(source.image)
-    if image.dtype != np.uint8:
-        raise TileError(f"{source.image}: optical bands must be 8-bit, got "
-                        f"{image.dtype}.")
-    image = tiles_lib.select_bands(image, src_bands, bands, path=str(source.image))
-    mask = tiles_lib.read_image(source.label)
-    arrays = [(source.image, image), (source.label, mask)]
-    ids, unknown = _decode_label(mask, spec, source.label)
-    del mask
-    record = {"name": source.name, "height": int(image.shape[0]),
-              "width": int(image.shape[1]), "fingerprint": fingerprint,
-              "unknown_label_pixels": int(unknown), "nodata_pixels": 0,
-              "sources": {k: str(getattr(source, k)) for k in
-                          ("image", "label", "elevation") if getattr(source, k)}}
-    stats = _band_stats_uint8(image)
-    files = {"image": f"{source.name}.image.npy",
-             "label": f"{source.name}.label.npy"}
-    if elevation != "none":
-        elev, valid = tiles_lib.read_elevation(source.elevation, nodata)
-        arrays.append((source.elevation, elev))
+def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dict:
+    raster = read_raster(source.image)
+    image = raster.array
+    if image.dtype.name not in SOURCE_DTYPES:
+        raise TileError(f"{source.image}: {image.dtype} pixels; expected one of "
+                        f"{', '.join(SOURCE_DTYPES)}.")
+    tiles_lib.select_bands(image, opt.src_bands, opt.src_bands, path=str(source.image))
+    label = read_raster(source.label)
+    mask = label.array
+    if opt.label_threshold is not None:
+        # JPEG-like noise in a colour mask (DeepGlobe): each channel is 0 or 255.
+        mask = np.where(mask >= opt.label_threshold, np.uint8(255), np.uint8(0))
+    ids, counts = labels_lib.decode_label(
+        mask, opt.spec, palette=label.palette, path=str(source.label),
+        max_unknown_fraction=opt.max_unknown_fraction)
+    arrays = [(source.image, image), (source.label, ids)]
+    valid = _and(raster.valid, label.valid)
+    elevations = {}
+    for kind in opt.kinds:
+        elevations[kind], elev_valid = tiles_lib.read_elevation(
+            source.elevations[kind], opt.nodata)
+        arrays.append((source.elevations[kind], elevations[kind]))
         tiles_lib.check_same_size(arrays)
-        ids = np.where(valid, ids, np.uint8(labels_lib.IGNORE_INDEX))
-        record["nodata_pixels"] = int(valid.size - np.count_nonzero(valid))
-        es = _elevation_stats(elev, valid)
-        for k in stats:
-            stats[k] += es[k]
-        files["elevation"] = f"{source.name}.elevation.npy"
-        _save_npy(out_dir / files["elevation"], elev)
+        valid = _and(valid, None if elev_valid.all() else elev_valid)
     tiles_lib.check_same_size(arrays)
-    if unknown:
-        log.warning("%s: %d label pixels with values outside the %s palette "
-                    "-> ignore (%d).", source.label, unknown, spec.name,
-                    labels_lib.IGNORE_INDEX)
-    if record["nodata_pixels"]:
-        log.warning("%s: %d elevation pixels without data -> filled, labelled "
-                    "ignore.", source.elevation, record["nodata_pixels"])
+    nodata = 0 if valid is None else int(valid.size - np.count_nonzero(valid))
+    if nodata:
+        ids = np.where(valid, ids, np.uint8(labels_lib.IGNORE_INDEX))
+        log.warning("%s: %d pixels without data (nodata value, mask, alpha or "
+                    "elevation hole) -> ignore.", source.image, nodata)
+    if counts["unknown"]:
+        log.warning("%s: %d label pixels with values outside the classes of %s "
+                    "-> ignore (%d).", source.label, counts["unknown"],
+                    opt.spec.name, labels_lib.IGNORE_INDEX)
+    files = {"image": f"{source.name}.image.npy", "label": f"{source.name}.label.npy"}
+    stats = band_stats.tile_sums(image, valid)
+    for kind, elev in elevations.items():
+        files[kind] = f"{source.name}.{kind}.npy"
+        stats += band_stats.tile_sums(elev, valid)
+        _save_npy(out_dir / files[kind], elev)
     _save_npy(out_dir / files["image"], image)
     _save_npy(out_dir / files["label"], ids)
-    record["files"] = files
-    record["shapes"] = {"image": list(image.shape), "label": list(ids.shape)}
-    if elevation != "none":
-        record["shapes"]["elevation"] = list(ids.shape)
-    record["stats"] = stats
-    return record
+    class_pixels = np.bincount(ids.ravel(), minlength=256)[:opt.spec.num_classes]
+    return {"name": source.name, "height": int(image.shape[0]),
+            "width": int(image.shape[1]), "dtype": image.dtype.name,
+            "num_bands": int(image.shape[-1]), "fingerprint": fingerprint,
+            "unknown_label_pixels": int(counts["unknown"]),
+            "ignore_pixels": int(counts["ignore"]), "nodata_pixels": nodata,
+            "class_pixels": [int(c) for c in class_pixels],
+            "sources": {k: str(v) for k, v in
+                        {"image": source.image, "label": source.label,
+                         **source.elevations}.items()},
+            "files": files, "stats": stats,
+            "shapes": {k: list(np.load(out_dir / f, mmap_mode="r").shape)
+                       for k, f in files.items()}}
 
 
 def _is_done(out_dir: Path, name: str, fingerprint: str):
@@ -176,148 +176,180 @@ def _is_done(out_dir: Path, name: str, fingerprint: str):
     return record
 
 
-def _write_json(path: Path, data: dict) -> None:
-    text = json.dumps(data, indent=1)
-    if path.is_file() and path.read_text() == text:
-        return  # a rerun leaves an up-to-date store untouched
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _elevation_kinds(sources, requested: str) -> tuple[str, ...]:
+    """Kinds every tile has; a requested kind missing for a tile is an error."""
+    kinds = []
+    for kind in ELEVATION_KINDS:
+        missing = [s for s in sources if kind not in s.elevations]
+        if kind == requested and missing:
+            raise TileError(f"No {kind} for {missing[0].image}: --elevation={kind} "
+                            f"needs one for every tile ({len(missing)} missing).")
+        if not missing:
+            kinds.append(kind)
+        elif len(missing) < len(sources):
+            log.warning("%s found for %d of %d tiles only; not stored (%s has none).",
+                        kind, len(sources) - len(missing), len(sources), missing[0].image)
+    return tuple(kinds)
 
 
-def prepare(dataset: str, src: str | os.PathLike, dst: str | os.PathLike, *,
-            bands: str | None = None, elevation: str | None = "none",
-            val_tiles: Sequence[str] = (), eroded: bool | str = False,
-            src_bands: str | None = None, label_spec: str | None = None,
-            val_fraction: float = 0.0, nodata: float | None = None,
-            seed: int = 0) -> dict:
-    """Builds (or completes) the training store of one dataset.
-
-    Args:
-      dataset: "potsdam" | "inria" | "folder".
-      src: archive root (never modified).
-      dst: store folder (created).
-      bands: optical bands to keep, in order, e.g. "IRRGB"; default: all
-        source bands in source order.
-      elevation: "none" | "dsm" | "ndsm" (Potsdam 1_DSM / 1_DSM_normalisation;
-        folder: src/elevation/<stem>.tif), stored as the last channel.
-      val_tiles: tiles (names or Potsdam ids like "2_10") moved from train to
-        val, on top of the dataset's standard split.
-      eroded: Potsdam labels from 5_Labels_all_noBoundary: True for all
-        tiles, "val" for the val split only, False never.
-      src_bands: band names of the source images (folder datasets; default
-        RGB for 3 bands, RGBIR for 4).
-      label_spec: class names/palette, "potsdam" or "inria" (folder default
-        "potsdam"); single-band masks hold ids (0/255 for "inria").
-      val_fraction: folder datasets without val_tiles: share of tiles (chosen
-        with `seed`) put in val.
-      nodata: elevation nodata value (default: the file's GDAL tag; NaN always).
-
-    Returns:
-      The info dict also written to dst/info.json: format, dataset,
-      class_names, palette, ignore_index, bands (channel order, elevation
-      last), elevation, in_channels, mean, std (per band, train split,
-      elevation over valid pixels), splits {"train": [...], "val": [...]},
-      tiles {name: {height, width, split, files, ...}}.
-    """
-    dataset = str(dataset).lower()
-    if dataset not in ("potsdam", "inria", "folder"):
-        raise ValueError(f"dataset must be potsdam, inria or folder, got "
-                         f"{dataset!r}.")
-    elevation = "none" if elevation is None else str(elevation).lower()
-    if elevation not in ELEVATION_KINDS:
-        raise ValueError(f"elevation must be one of {ELEVATION_KINDS}, got "
-                         f"{elevation!r}.")
-    if eroded not in (True, False, "val"):
-        raise ValueError(f"eroded must be True, False or 'val', got {eroded!r}.")
-    src, dst = Path(src), Path(dst)
-    if not src.is_dir():
-        raise TileError(f"{src}: source folder not found.")
-    if dst.resolve() == src.resolve():
-        raise ValueError(f"dst {dst} is the source folder; choose another.")
-    if dataset == "inria" and elevation != "none":
-        raise ValueError("INRIA has no elevation; use elevation='none'.")
-
-    sources, default_bands, spec = archives.find_sources(
-        dataset, src, elevation, eroded, label_spec)
-    if src_bands is None:
-        src_bands = default_bands
-    if src_bands is None:
-        n = tiles_lib.read_image(sources[0].image).shape[-1]
-        src_bands = {3: "RGB", 4: "RGBIR"}.get(n)
-        if src_bands is None:
-            raise TileError(f"{sources[0].image}: {n} bands; pass src_bands "
-                            "to name them (e.g. 'IRRG').")
-    src_names = tiles_lib.parse_bands(src_bands)
-    band_names = tiles_lib.parse_bands(bands if bands is not None else src_names)
-    tiles_lib.band_indices(src_names, band_names)  # fails early on bad names
-
-    # Splits: the dataset's standard split plus tiles held out by the user.
+def _splits(sources, src: Path, dataset: str, val_tiles: Sequence[str],
+            val_fraction: float, seed: int) -> dict[str, str]:
+    """Tile name -> "train" | "val": the data set's split plus the user's."""
     names = [s.name for s in sources]
     wanted = set()
     for t in val_tiles:
         t = str(t)
         cand = [n for n in names if n == t or n == f"top_potsdam_{t}"]
         if not cand:
-            raise ValueError(f"val_tiles: no tile {t!r} in {src} (tiles: "
+            raise ValueError(f"--val_tiles: no tile {t!r} in {src} (tiles: "
                              f"{', '.join(names[:8])}{'...' if len(names) > 8 else ''}).")
         wanted.update(cand)
     if dataset == "folder" and not val_tiles and val_fraction > 0:
         rng = np.random.default_rng(seed)
         k = max(1, int(round(val_fraction * len(names))))
         wanted.update(rng.choice(sorted(names), size=k, replace=False).tolist())
-    for s in sources:
-        s.val = s.val or s.name in wanted
-    if all(s.val for s in sources):
+    split = {s.name: "val" if (s.split != "train" or s.name in wanted) else "train"
+             for s in sources}
+    if "train" not in split.values():
         raise ValueError(f"{src}: every tile is in the val split; no train "
                          "tiles left to compute statistics on.")
+    return split
+
+
+def _check_consistent(records: dict, sources) -> None:
+    first = sources[0]
+    ref = records[first.name]
+    for s in sources[1:]:
+        r = records[s.name]
+        if (r["dtype"], r["num_bands"]) != (ref["dtype"], ref["num_bands"]):
+            raise TileError(f"{s.image}: {r['num_bands']} bands of {r['dtype']}, but "
+                            f"{first.image} has {ref['num_bands']} of {ref['dtype']}; "
+                            "every tile of a store must have the same bands and dtype.")
+
+
+def prepare(dataset: str, src: str | os.PathLike, dst: str | os.PathLike, *,
+            bands: str | None = None, elevation: str | None = None,
+            val_tiles: Sequence[str] = (), eroded: bool | str = False,
+            src_bands: str | None = None,
+            classes: labels_lib.LabelSpec | None = None,
+            val_fraction: float = 0.0, nodata: float | None = None,
+            max_unknown_fraction: float = 0.01, seed: int = 0) -> dict:
+    """Builds (or completes) the training store of one archive.
+
+    Args:
+      dataset: a `core.data.datasets` name ("potsdam", "vaihingen", "inria",
+        "loveda", "deepglobe", "openearthmap", "folder").
+      src: archive root (never modified).
+      dst: store folder (created).
+      bands: optical bands a run will feed, checked here against the source
+        (every band is stored whatever this says).
+      elevation: "dsm" | "ndsm": fail unless every tile has it; None or
+        "none": store the kinds every tile has, require none.
+      val_tiles: tiles (names or Potsdam ids like "2_10") moved from train to
+        val, on top of the data set's split.
+      eroded: Potsdam/Vaihingen eroded labels: True, False or "val".
+      src_bands: band names of the source images (default: the data set's,
+        or RGB for 3 bands, RGBIR for 4).
+      classes: the classes and their encoding (a user's class file, see
+        `core.data.classes`); default: the data set's.
+      val_fraction: folder without val_tiles: share of tiles (drawn with
+        `seed`) put in val.
+      nodata: elevation nodata value (default: the file's GDAL tag; NaN always).
+      max_unknown_fraction: share of a label's pixels whose value matches no
+        class that is tolerated (-> ignore, with a warning); above it prepare
+        stops naming the values.
+
+    Returns:
+      The info dict also written to dst/info.json (see the module docstring
+      and `core.data.store`).
+
+    Raises:
+      TileError / ValueError: one message naming the file or option.
+    """
+    dataset = str(dataset).lower()
+    record = datasets_lib.get_dataset(dataset)
+    elevation = "none" if elevation is None else str(elevation).lower()
+    if elevation not in ("none",) + ELEVATION_KINDS:
+        raise ValueError(f"elevation must be none, dsm or ndsm, got {elevation!r}.")
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise TileError(f"{src}: source folder not found.")
+    if dst.resolve() == src.resolve():
+        raise ValueError(f"dst {dst} is the source folder; choose another.")
+    spec = datasets_lib.label_spec(record, classes)
+    sources = datasets_lib.find_sources(record, src, eroded=eroded, classes=spec)
+    kinds = _elevation_kinds(sources, elevation)
+    if src_bands is None:
+        src_bands = record.bands
+    if src_bands is None:
+        n = read_raster(sources[0].image).array.shape[-1]
+        src_bands = {3: "RGB", 4: "RGBIR"}.get(n)
+        if src_bands is None:
+            raise TileError(f"{sources[0].image}: {n} bands; pass --src_bands to "
+                            "name them (e.g. 'IRRG').")
+    src_names = tiles_lib.parse_bands(src_bands)
+    if bands is not None:
+        tiles_lib.band_indices(src_names, bands)  # fails early on bad names
+    split = _splits(sources, src, dataset, val_tiles, val_fraction, seed)
 
     out_dir = dst / "tiles"
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = {"format": STORE_FORMAT, "bands": list(band_names),
-               "src_bands": list(src_names), "elevation": elevation,
-               "spec": spec.name, "nodata": nodata}
+    opt = _Options(src_names, kinds, spec, nodata, float(max_unknown_fraction),
+                   record.label_threshold)
+    options = {"format": STORE_FORMAT, "src_bands": list(src_names), "kinds": list(kinds),
+               "spec": repr(spec), "nodata": nodata,
+               "label_threshold": record.label_threshold,
+               "max_unknown_fraction": opt.max_unknown_fraction}
     records = {}
     for i, source in enumerate(sources):
         fp = _fingerprint(source, options)
-        record = _is_done(out_dir, source.name, fp)
-        if record is None:
+        rec = _is_done(out_dir, source.name, fp)
+        if rec is None:
             log.info("[%d/%d] preparing %s", i + 1, len(sources), source.name)
-            record = _prepare_tile(source, out_dir, src_bands=src_names,
-                                   bands=band_names, elevation=elevation,
-                                   spec=spec, nodata=nodata, fingerprint=fp)
-            _write_json(out_dir / f"{source.name}.json", record)
+            rec = _prepare_tile(source, out_dir, opt, fp)
+            _write_json(out_dir / f"{source.name}.json", rec)
         else:
-            log.info("[%d/%d] %s already prepared, skipped", i + 1,
-                     len(sources), source.name)
-        records[source.name] = record
+            log.info("[%d/%d] %s already prepared, skipped", i + 1, len(sources),
+                     source.name)
+        records[source.name] = rec
+    _check_consistent(records, sources)
+    info = _info(dataset, src, sources, records, split, spec, src_names, kinds)
+    _write_json(dst / "info.json", info)
+    return info
 
-    all_bands = list(band_names) + ([ELEVATION_BAND[elevation]]
-                                    if elevation != "none" else [])
-    train = [s.name for s in sources if not s.val]
-    total = {k: np.zeros(len(all_bands)) for k in ("sum", "sumsq", "count")}
-    for name in train:
-        for k in total:
-            total[k] += np.asarray(records[name]["stats"][k])
-    mean = total["sum"] / np.maximum(total["count"], 1)
-    std = np.sqrt(np.maximum(total["sumsq"] / np.maximum(total["count"], 1)
-                             - mean * mean, 0.0))
-    info = {
+
+def _info(dataset, src, sources, records, split, spec, src_names, kinds) -> dict:
+    train = [s.name for s in sources if split[s.name] == "train"]
+    labelled = sum(sum(records[n]["class_pixels"]) for n in train)
+    if not labelled:
+        raise ValueError(f"{src}: the train split ({len(train)} tiles) has no "
+                         "labelled pixel; check the label files and --classes.")
+    names = list(src_names) + [ELEVATION_BAND[k] for k in kinds]
+    stats = band_stats.combine([records[n]["stats"] for n in train])
+    constant = [n for n, s in zip(names, stats) if s["std"] == 0.0]
+    if constant:
+        raise ValueError(f"{src}: band {constant[0]} is constant "
+                         f"({stats[names.index(constant[0])]['mean']:g}) over the "
+                         f"train split; drop it (--src_bands names the bands) or "
+                         "check the files.")
+    return {
         "format": STORE_FORMAT, "dataset": dataset,
         "class_names": list(spec.class_names),
         "palette": [list(c) for c in spec.palette],
         "ignore_index": labels_lib.IGNORE_INDEX,
-        "bands": all_bands, "elevation": elevation,
-        "in_channels": len(all_bands),
-        "mean": [float(m) for m in mean], "std": [float(s) for s in std],
-        "splits": {"train": train, "val": [s.name for s in sources if s.val]},
-        "tiles": {name: {"height": r["height"], "width": r["width"],
-                         "split": "val" if s.val else "train",
-                         "files": {k: f"tiles/{v}" for k, v in r["files"].items()},
-                         "unknown_label_pixels": r["unknown_label_pixels"],
-                         "nodata_pixels": r["nodata_pixels"]}
-                  for s in sources for name, r in [(s.name, records[s.name])]},
+        "excluded_from_mean": list(spec.excluded_from_mean),
+        "bands": list(src_names), "dtype": records[sources[0].name]["dtype"],
+        "elevations": list(kinds),
+        "band_stats": {n: s for n, s in zip(names, stats)},
+        "splits": {"train": train,
+                   "val": [s.name for s in sources if split[s.name] == "val"]},
+        "tiles": {s.name: {"height": r["height"], "width": r["width"],
+                           "split": split[s.name],
+                           "files": {k: f"tiles/{v}" for k, v in r["files"].items()},
+                           "class_pixels": r["class_pixels"],
+                           "unknown_label_pixels": r["unknown_label_pixels"],
+                           "ignore_pixels": r["ignore_pixels"],
+                           "nodata_pixels": r["nodata_pixels"]}
+                  for s in sources for r in [records[s.name]]},
         "source": str(src.resolve()),
     }
-    _write_json(dst / "info.json", info)
-    return info

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.data import geotiff, labels
+from core.data import datasets, geotiff, labels
 # Scene, render_scene and the class ids lived here before the renderer moved
 # to synthetic_scene; they stay importable from this module.
 from core.data.synthetic_scene import (  # noqa: F401  pylint: disable=unused-import
@@ -34,9 +34,7 @@ POTSDAM_TRAIN_TILES = (
     "2_10", "2_11", "2_12", "3_10", "3_11", "3_12", "4_10", "4_11", "4_12",
     "5_10", "5_11", "5_12", "6_7", "6_8", "6_9", "6_10", "6_11", "6_12",
     "7_7", "7_8", "7_9", "7_10", "7_11", "7_12")
-POTSDAM_TEST_TILES = (
-    "2_13", "2_14", "3_13", "3_14", "4_13", "4_14", "4_15", "5_13", "5_14",
-    "5_15", "6_13", "6_14", "6_15", "7_13")
+POTSDAM_TEST_TILES = datasets.POTSDAM_VAL_IDS
 # INRIA cities with a plausible CRS (the city's UTM zone) and origin.
 INRIA_CITIES = {
     "austin": (26914, 620000.0, 3350000.0), "chicago": (26916, 440000.0, 4640000.0),
@@ -128,7 +126,7 @@ def _tile_arrays(dataset: str, tile: str, size: int, seed: int):
                                            5809000.0 - b * size * 0.05), 0.05)
         eroded = np.where(boundary_mask(scene.labels, 3), labels.IGNORE_INDEX,
                           scene.labels)
-        palette = labels.POTSDAM.palette
+        palette = datasets.POTSDAM.labels.palette
         files = _potsdam_files(tile)
         arrays = {files["rgbir"]: scene.rgbir, files["ndsm"]: scene.ndsm,
                   files["dsm"]: scene.dsm,
@@ -250,7 +248,8 @@ def make_demo_dataset(out_dir: str, dataset: str = "potsdam", tiles: int = 8,
             f"{conflicts[0]}; nothing was overwritten. Choose an empty out_dir.")
 
     written, recorded = [], 0
-    counts = np.zeros(6 if dataset == "potsdam" else 2, np.int64)
+    spec = datasets.get_dataset(dataset).labels
+    counts = np.zeros(spec.num_classes, np.int64)
     for tile, rels in plan.items():
         missing = [r for r in rels if not os.path.exists(os.path.join(out_dir, r))]
         for rel in rels:
@@ -280,7 +279,6 @@ def make_demo_dataset(out_dir: str, dataset: str = "potsdam", tiles: int = 8,
             json.dump(manifest, f, indent=1, sort_keys=True)
         os.replace(tmp, manifest_path)
     if written:
-        spec = labels.POTSDAM if dataset == "potsdam" else labels.INRIA
         share = counts / max(int(counts.sum()), 1)
         log("class proportions: " + ", ".join(
             f"{n} {100 * p:.1f}%" for n, p in zip(spec.class_names, share)))

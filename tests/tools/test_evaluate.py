@@ -47,7 +47,7 @@ class EvaluateToolTest(tf.test.TestCase):
             iio.imwrite(os.path.join(src, "masks", f"t{i}.png"), mask)
             arrays[f"t{i}"] = (image, mask)
         store = os.path.join(root, "store")
-        prepare.prepare("folder", src, store, val_tiles=["t1", "t2"], label_spec="potsdam")
+        prepare.prepare("folder", src, store, val_tiles=["t1", "t2"])
         workdir, model = make_workdir(root, bands=("R", "G", "B"),
                                       class_names=labels.POTSDAM.class_names,
                                       palette=labels.POTSDAM.palette, seed=0)

@@ -25,7 +25,7 @@ def make_store(root):
         geotiff.write_geotiff(os.path.join(src, "images", f"t{i}.tif"), image, None)
         iio.imwrite(os.path.join(src, "masks", f"t{i}.png"), mask)
     store = os.path.join(root, "store")
-    prepare.prepare("folder", src, store, val_tiles=["t2"], label_spec="potsdam")
+    prepare.prepare("folder", src, store, val_tiles=["t2"])
     return store
 
 

@@ -66,50 +66,61 @@ class PotsdamInriaTest(tf.test.TestCase):
         synthetic.make_demo_dataset(cls.potsdam, "potsdam", tiles=4, size=256, log=None)
         synthetic.make_demo_dataset(cls.inria, "inria", tiles=4, size=256, log=None)
 
-    def test_potsdam_store_matches_sources(self):
+    def test_potsdam_store_keeps_every_band_and_elevation(self):
         dst = os.path.join(self.root, "potsdam_store")
         info = prepare("potsdam", self.potsdam, dst, bands="IRRGB", elevation="ndsm",
                        eroded="val")
         self.assertEqual(info["splits"], {
             "train": ["top_potsdam_2_10", "top_potsdam_2_11", "top_potsdam_2_12"],
             "val": ["top_potsdam_2_13"]})
-        self.assertEqual(info["bands"], ["IR", "R", "G", "B", "nDSM"])
-        self.assertEqual(info["in_channels"], 5)
+        self.assertEqual(info["format"], "ortholoop-tiles-npy-v2")
+        self.assertEqual(info["bands"], ["R", "G", "B", "IR"])   # all, source order
+        self.assertEqual(info["dtype"], "uint8")
+        self.assertEqual(info["elevations"], ["dsm", "ndsm"])
         self.assertEqual(info["class_names"], list(POTSDAM.class_names))
         self.assertEqual(info["palette"], [list(c) for c in POTSDAM.palette])
+        self.assertEqual(info["excluded_from_mean"], ["clutter"])
         self.assertEqual(json.load(open(os.path.join(dst, "info.json"))), info)
         pixels = []
         for name, tile in info["tiles"].items():
-            a, b = name.split("_")[-2:]
+            a, b = (int(v) for v in name.split("_")[-2:])
             src = tifffile.imread(f"{self.potsdam}/4_Ortho_RGBIR/{name}_RGBIR.tif")
+            dsm = tifffile.imread(f"{self.potsdam}/1_DSM/dsm_potsdam_{a:02d}_{b:02d}.tif")
             ndsm = tifffile.imread(f"{self.potsdam}/1_DSM_normalisation/"
-                                   f"dsm_potsdam_{int(a):02d}_{int(b):02d}_normalized_lastools.tif")
+                                   f"dsm_potsdam_{a:02d}_{b:02d}_normalized_lastools.tif")
             folder, suffix = (("5_Labels_all_noBoundary", "_label_noBoundary")
                               if tile["split"] == "val" else ("5_Labels_all", "_label"))
             ids = decode_reference(tifffile.imread(f"{self.potsdam}/{folder}/{name}{suffix}.tif"),
                                    POTSDAM.palette)
             image = np.load(os.path.join(dst, tile["files"]["image"]))
-            self.assertAllEqual(image, src[..., [3, 0, 1, 2]])
-            self.assertAllEqual(np.load(os.path.join(dst, tile["files"]["elevation"])), ndsm)
+            self.assertAllEqual(image, src)
+            self.assertAllEqual(np.load(os.path.join(dst, tile["files"]["dsm"])), dsm)
+            self.assertAllEqual(np.load(os.path.join(dst, tile["files"]["ndsm"])), ndsm)
             self.assertAllEqual(np.load(os.path.join(dst, tile["files"]["label"])), ids)
+            self.assertEqual(tile["class_pixels"], np.bincount(ids.ravel(), minlength=256)[:6].tolist())
             if tile["split"] == "val":
                 self.assertGreater((ids == 255).sum(), 0)   # eroded boundaries
+                self.assertEqual(tile["ignore_pixels"], (ids == 255).sum())
+                self.assertEqual(tile["unknown_label_pixels"], 0)
             else:
                 self.assertEqual((ids == 255).sum(), 0)
-                pixels.append(np.concatenate([image, ndsm[..., None]], -1).reshape(-1, 5))
+                pixels.append(np.concatenate([image, dsm[..., None], ndsm[..., None]],
+                                             -1).reshape(-1, 6))
         pixels = np.concatenate(pixels).astype(np.float64)
-        self.assertAllClose(info["mean"], pixels.mean(0), rtol=1e-10)
-        self.assertAllClose(info["std"], pixels.std(0), rtol=1e-8)
+        stats = [info["band_stats"][b] for b in ("R", "G", "B", "IR", "DSM", "nDSM")]
+        self.assertAllClose([s["mean"] for s in stats], pixels.mean(0), rtol=1e-10)
+        self.assertAllClose([s["std"] for s in stats], pixels.std(0), rtol=1e-8)
+        self.assertAllEqual([s["min"] for s in stats], pixels.min(0))
+        self.assertAllEqual([s["max"] for s in stats], pixels.max(0))
 
     def test_hold_out_and_unknown_tile(self):
         dst = os.path.join(self.root, "potsdam_holdout")
         info = prepare("potsdam", self.potsdam, dst, val_tiles=["2_10"])
         self.assertEqual(info["splits"]["val"], ["top_potsdam_2_10", "top_potsdam_2_13"])
-        self.assertEqual(info["bands"], ["R", "G", "B", "IR"])
         with self.assertRaisesRegex(ValueError, "val_tiles: no tile '9_9'"):
             prepare("potsdam", self.potsdam, dst, val_tiles=["9_9"])
-        with self.assertRaisesRegex(TileError, r"No dsm for .*top_potsdam_2_10_RGBIR.tif: "
-                                    r"expected dsm_potsdam_02_10.tif"):
+        with self.assertRaisesRegex(TileError, r"No dsm for .*top_potsdam_2_1\d_RGBIR.tif: "
+                                    r"--elevation=dsm needs one for every tile"):
             _raise_missing_dsm(self.potsdam, self.root)
 
     def test_idempotent_rerun(self):
@@ -122,6 +133,10 @@ class PotsdamInriaTest(tf.test.TestCase):
         second = prepare("potsdam", self.potsdam, dst, elevation="ndsm")
         self.assertEqual(first, second)
         self.assertEqual(tree_state(dst), state)          # nothing rewritten
+        # Another run's band and elevation choice uses the same store as is.
+        third = prepare("potsdam", self.potsdam, dst, bands="RGB", elevation="none")
+        self.assertEqual(third, first)
+        self.assertEqual(tree_state(dst), state)
         self.assertEqual(tree_state(self.potsdam), src_before)
         # An interrupted run (record missing) redoes that tile only.
         os.remove(os.path.join(dst, "tiles", "top_potsdam_2_11.json"))
@@ -136,10 +151,6 @@ class PotsdamInriaTest(tf.test.TestCase):
         open(npy, "wb").write(data[:100])
         prepare("potsdam", self.potsdam, dst, elevation="ndsm")
         self.assertEqual(open(npy, "rb").read(), data)
-        # Other options: tiles are rebuilt; the user's file stays.
-        third = prepare("potsdam", self.potsdam, dst, bands="RGB")
-        self.assertEqual(third["bands"], ["R", "G", "B"])
-        self.assertEqual(np.load(os.path.join(dst, "tiles/top_potsdam_2_10.image.npy")).shape[-1], 3)
         self.assertEqual(open(os.path.join(dst, "NOTES.txt")).read(), "mine")
         self.assertEqual(tree_state(self.potsdam), src_before)
 
@@ -150,10 +161,11 @@ class PotsdamInriaTest(tf.test.TestCase):
                                           "val": ["austin1"]})
         self.assertEqual(info["class_names"], ["background", "building"])
         self.assertEqual(info["bands"], ["R", "G", "B"])
+        self.assertEqual(info["elevations"], [])
         gt = tifffile.imread(f"{self.inria}/AerialImageDataset/train/gt/austin1.tif")
         self.assertAllEqual(np.load(os.path.join(dst, "tiles/austin1.label.npy")),
                             (gt // 255).astype(np.uint8))
-        with self.assertRaisesRegex(ValueError, "INRIA has no elevation"):
+        with self.assertRaisesRegex(TileError, "No dsm for .*austin"):
             prepare("inria", self.inria, dst, elevation="dsm")
 
 
@@ -186,7 +198,8 @@ class FolderTest(tf.test.TestCase):
             info = prepare("folder", self.src, self.dst, elevation="dsm", val_tiles=["tile2"])
         self.assertEqual(info["tiles"]["tile0"]["nodata_pixels"], 12)
         self.assertEqual(info["tiles"]["tile1"]["unknown_label_pixels"], 3)
-        self.assertEqual(info["bands"], ["R", "G", "B", "IR", "DSM"])
+        self.assertEqual(info["bands"], ["R", "G", "B", "IR"])
+        self.assertEqual(info["elevations"], ["dsm"])
         label0 = np.load(os.path.join(self.dst, "tiles/tile0.label.npy"))
         self.assertTrue((label0[0:3, 0:4] == 255).all())
         self.assertAllEqual(label0[3:], self.arrays["tile0"][1][3:])
@@ -198,8 +211,79 @@ class FolderTest(tf.test.TestCase):
         # Elevation mean/std use the valid heights only.
         valid = np.concatenate([elev[np.isfinite(elev)],
                                 self.arrays["tile1"][2].ravel()]).astype(np.float64)
-        self.assertAllClose(info["mean"][-1], valid.mean(), rtol=1e-10)
-        self.assertAllClose(info["std"][-1], valid.std(), rtol=1e-8)
+        self.assertAllClose(info["band_stats"]["DSM"]["mean"], valid.mean(), rtol=1e-10)
+        self.assertAllClose(info["band_stats"]["DSM"]["std"], valid.std(), rtol=1e-8)
+
+    def test_uint16_and_float32_bands_keep_their_dtype(self):
+        rng = np.random.default_rng(5)
+        for dtype, top in (("uint16", 4095), ("float32", 1.0)):
+            dst = os.path.join(self.get_temp_dir(), f"store_{dtype}")
+            images = {}
+            for stem in ("tile0", "tile1", "tile2"):
+                h, w = self.arrays[stem][1].shape
+                images[stem] = (rng.random((h, w, 4)) * top).astype(dtype)
+                tifffile.imwrite(os.path.join(self.src, "images", f"{stem}_RGBIR.tif"),
+                                 images[stem])
+            info = prepare("folder", self.src, dst, val_tiles=["tile2"])
+            self.assertEqual(info["dtype"], dtype)
+            for stem, image in images.items():
+                stored = np.load(os.path.join(dst, "tiles", f"{stem}.image.npy"))
+                self.assertEqual(stored.dtype, np.dtype(dtype))
+                self.assertAllEqual(stored, image)
+            train = np.concatenate([images[s].reshape(-1, 4) for s in ("tile0", "tile1")])
+            self.assertAllClose(info["band_stats"]["IR"]["mean"],
+                                train[:, 3].astype(np.float64).mean(), rtol=1e-9)
+            self.assertEqual(info["band_stats"]["R"]["max"], float(train[:, 0].max()))
+
+    def test_mixed_dtypes_constant_band_and_no_labels_are_refused(self):
+        image = os.path.join(self.src, "images", "tile1_RGBIR.tif")
+        tifffile.imwrite(image, self.arrays["tile1"][0].astype(np.uint16))
+        with self.assertRaisesRegex(TileError, r"tile1_RGBIR.tif: 4 bands of uint16, but "
+                                    r".*tile0_RGBIR.tif has 4 of uint8"):
+            prepare("folder", self.src, self.dst)
+        for stem in ("tile0", "tile1", "tile2"):
+            constant = self.arrays[stem][0].copy()
+            constant[..., 3] = 7
+            tifffile.imwrite(os.path.join(self.src, "images", f"{stem}_RGBIR.tif"), constant)
+        with self.assertRaisesRegex(ValueError, r"band IR is constant \(7\) over the train split"):
+            prepare("folder", self.src, self.dst + "_c", val_tiles=["tile2"])
+        for stem in ("tile0", "tile1"):
+            h, w = self.arrays[stem][1].shape
+            tifffile.imwrite(os.path.join(self.src, "masks", f"{stem}_label.tif"),
+                             np.zeros((h, w, 3), np.uint8))   # all black: ignore colour
+        with self.assertRaisesRegex(ValueError, r"the train split \(2 tiles\) has no labelled pixel"):
+            prepare("folder", self.src, self.dst + "_l", val_tiles=["tile2"])
+
+    def test_alpha_and_gdal_nodata_become_ignore(self):
+        import rasterio  # pylint: disable=import-outside-toplevel
+        image, ids, _ = self.arrays["tile0"]
+        h, w = ids.shape
+        alpha = np.full((h, w), 255, np.uint8)
+        alpha[:4, :5] = 0
+        rgba = np.concatenate([image[..., :3], alpha[..., None]], -1)
+        for stem in ("tile0", "tile1", "tile2"):
+            os.remove(os.path.join(self.src, "images", f"{stem}_RGBIR.tif"))
+        import imageio.v3 as iio  # pylint: disable=import-outside-toplevel
+        iio.imwrite(os.path.join(self.src, "images", "tile0.png"), rgba)
+        for stem in ("tile1", "tile2"):
+            data = self.arrays[stem][0][..., :3].copy()
+            data[-2:, -3:] = 0
+            with rasterio.open(os.path.join(self.src, "images", f"{stem}.tif"), "w",
+                               driver="GTiff", width=data.shape[1], height=data.shape[0],
+                               count=3, dtype="uint8", nodata=0, compress="lzw") as dst:
+                dst.write(np.moveaxis(data, -1, 0))
+        info = prepare("folder", self.src, self.dst, val_tiles=["tile2"])
+        self.assertEqual(info["bands"], ["R", "G", "B"])     # alpha is not a band
+        label0 = np.load(os.path.join(self.dst, "tiles/tile0.label.npy"))
+        self.assertAllEqual(label0 == 255, alpha == 0)
+        self.assertEqual(info["tiles"]["tile0"]["nodata_pixels"], 20)
+        label1 = np.load(os.path.join(self.dst, "tiles/tile1.label.npy"))
+        self.assertTrue((label1[-2:, -3:] == 255).all())
+        self.assertEqual(info["tiles"]["tile1"]["nodata_pixels"], 6)
+        # Statistics leave the no-data pixels out.
+        r = np.concatenate([image[..., 0][alpha > 0], self.arrays["tile1"][0][..., 0][label1 != 255]])
+        self.assertAllClose(info["band_stats"]["R"]["mean"], r.astype(np.float64).mean(),
+                            rtol=1e-10)
 
     def test_val_fraction_is_seeded(self):
         a = prepare("folder", self.src, self.dst, val_fraction=0.34, seed=3)
