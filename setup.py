@@ -36,6 +36,15 @@ setup(
         "numpy>=1.24",
         "imageio>=2.31",
         "tifffile>=2023.7.10",
+        # tifffile decodes only uncompressed/DEFLATE/PackBits TIFFs by itself:
+        # LZW, JPEG (incl. YCbCr), ZSTD, LERC, WebP and the floating-point
+        # predictor GDAL writes need imagecodecs' codecs, and 16-bit PNGs are
+        # read through its libpng (Pillow cuts 16-bit RGB to 8 bits).
+        "imagecodecs>=2024.1.1",
+        # Palette PNGs are read with Pillow itself (imageio's pillow plugin
+        # expands them to colours); imageio installs it, named here because
+        # core.data.raster imports it.
+        "pillow>=10.0",
         "absl-py>=1.4",
         # tf.summary's scalar/image writers live in the tensorboard package,
         # which TensorFlow 2.21 no longer installs by itself.

@@ -79,8 +79,9 @@ def main(argv):
         loss_kwargs["gamma"] = config.focal_gamma
     loss_fn = losses.get_loss(config.loss, **loss_kwargs)
     o = config.optim
-    optimizer = optim.SGD(FLAGS.min_lr, momentum=o.momentum, nesterov=o.nesterov,
-                          weight_decay=o.weight_decay)
+    optimizer = optim.make_optimizer(o.optimizer, FLAGS.min_lr, momentum=o.momentum,
+                                     nesterov=o.nesterov, weight_decay=o.weight_decay,
+                                     beta_2=o.adam_beta_2, epsilon=o.adam_epsilon)
     loss_scale = precision.DynamicLossScale.for_policy(policy)
 
     # --- sweep ---

@@ -19,10 +19,15 @@ flags.DEFINE_list("class_weights", None, "Per-class loss weights, one float per 
 flags.DEFINE_float("focal_gamma", 2.0, "Focusing parameter of the focal loss.")
 # --- optimizer and schedule ---
 flags.DEFINE_float("max_lr", 0.1, "Peak (one_cycle) or initial (plateau, constant) learning rate.")
-flags.DEFINE_float("momentum", 0.9, "SGD momentum (one_cycle cycles it between "
-                   "--base_momentum and --max_momentum instead).")
-flags.DEFINE_boolean("nesterov", False, "Nesterov momentum.")
-flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay on convolution kernels.")
+flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adamw"], "sgd: SGD with momentum (Keras' "
+                  "formulation); adamw: torch.optim.AdamW's rule.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum, or AdamW's beta_1 (one_cycle cycles it "
+                   "between --base_momentum and --max_momentum instead, as torch's OneCycleLR).")
+flags.DEFINE_boolean("nesterov", False, "Nesterov momentum (sgd only).")
+flags.DEFINE_float("weight_decay", None, "Decoupled weight decay on convolution kernels; "
+                   "default 0 for sgd, 0.01 for adamw (torch.optim.AdamW's default).")
+flags.DEFINE_float("adam_beta_2", 0.999, "adamw: decay rate of the second-moment average.")
+flags.DEFINE_float("adam_epsilon", 1e-8, "adamw: added to sqrt(v) after its bias correction.")
 flags.DEFINE_float("clip_norm", None, "Clip gradients to this global norm.")
 flags.DEFINE_enum("schedule", "one_cycle", ["one_cycle", "plateau", "constant"], "LR schedule.")
 flags.DEFINE_float("epochs", None, "Training length in epochs (patches per epoch / batch).")
@@ -65,6 +70,10 @@ FLAGS = flags.FLAGS
 flags.register_validator("steps_per_loop", lambda v: v >= 1, "--steps_per_loop must be >= 1")
 flags.register_validator("pct_start", lambda v: 0.0 < v < 1.0, "--pct_start must be in (0, 1)")
 flags.register_validator("max_lr", lambda v: v > 0, "--max_lr must be > 0")
+flags.register_validator("adam_beta_2", lambda v: 0 <= v < 1, "--adam_beta_2 must be in [0, 1)")
+flags.register_validator("adam_epsilon", lambda v: v >= 0, "--adam_epsilon must be >= 0")
+flags.register_validator("weight_decay", lambda v: v is None or v >= 0,
+                         "--weight_decay must be >= 0")
 flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 0 for x in v),
                          "--class_weights must be positive floats, e.g. 1,1,1,1,4,1")
 
@@ -74,6 +83,12 @@ flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 
 def _one_length(values):
     return (values["epochs"] is None) != (values["train_steps"] is None) and (
         (values["epochs"] or 0) > 0 or (values["train_steps"] or 0) > 0)
+
+
+@flags.multi_flags_validator(["optimizer", "nesterov"],
+                             message="--nesterov is an sgd option; drop it for --optimizer=adamw")
+def _nesterov_is_sgd(values):
+    return values["optimizer"] == "sgd" or not values["nesterov"]
 
 
 @flags.multi_flags_validator(["patch_size", "depth"],
@@ -116,6 +131,7 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
         optim=OptimConfig(
             max_lr=f.max_lr, momentum=f.momentum, nesterov=f.nesterov,
             weight_decay=f.weight_decay, clip_norm=f.clip_norm, schedule=f.schedule,
+            optimizer=f.optimizer, adam_beta_2=f.adam_beta_2, adam_epsilon=f.adam_epsilon,
             pct_start=f.pct_start, div_factor=f.div_factor, final_div_factor=f.final_div_factor,
             anneal=f.anneal, base_momentum=f.base_momentum, max_momentum=f.max_momentum,
             plateau_factor=f.plateau_factor, plateau_patience=f.plateau_patience,

@@ -19,16 +19,22 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    """SGD with momentum and its schedule.
+    """The optimizer ("sgd" or "adamw", `core.optim.make_optimizer`) and its schedule.
 
     `schedule` is "one_cycle" (lr and momentum from `core.schedules.one_cycle`
     over the whole run), "plateau" (constant `max_lr` reduced by
-    ReduceOnPlateau on validation mean IoU) or "constant".
+    ReduceOnPlateau on validation mean IoU) or "constant". For AdamW
+    `momentum` is beta_1, the value one-cycle cycles (as torch's OneCycleLR
+    does). `weight_decay` None becomes the optimizer's default:
+    0.0 for sgd, 0.01 for adamw (torch.optim.AdamW's).
     """
     max_lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = False
-    weight_decay: float = 0.0
+    weight_decay: Optional[float] = None
+    optimizer: str = "sgd"
+    adam_beta_2: float = 0.999
+    adam_epsilon: float = 1e-8
     clip_norm: Optional[float] = None
     schedule: str = "one_cycle"
     pct_start: float = 0.3
@@ -43,6 +49,15 @@ class OptimConfig:
     min_lr: float = 1e-6
     early_stopping_patience: int = 0  # evaluations without improvement; 0 = off
     min_delta: float = 1e-4
+
+    def __post_init__(self):
+        # Imported here so that this module stays free of TensorFlow.
+        from core.optim import DEFAULT_WEIGHT_DECAY  # pylint: disable=import-outside-toplevel
+        if self.optimizer not in DEFAULT_WEIGHT_DECAY:
+            raise ValueError(f"OptimConfig.optimizer must be one of "
+                             f"{sorted(DEFAULT_WEIGHT_DECAY)}, got {self.optimizer!r}")
+        if self.weight_decay is None:  # resolved once, so config.json records the value used
+            object.__setattr__(self, "weight_decay", DEFAULT_WEIGHT_DECAY[self.optimizer])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +106,7 @@ def experiment_name(config: TrainConfig, *, patch_size: int, scale: float,
         f"skip{m.depth}",
         "residual" if m.residual else "plain",
         f"{_CENTER_NAMES.get(m.center, m.center)}Center",
-        "sgd" + ("nesterov" if o.nesterov else ""),
+        o.optimizer + ("nesterov" if o.nesterov else ""),
         config.loss.replace("+", "_").replace("*", "x"),
         f"bs{batch_size}",
         o.schedule.replace("_", ""),

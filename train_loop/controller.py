@@ -132,9 +132,10 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     # --- state: model, optimizer, scaler, callbacks (under the strategy) ---
     with strategy.scope():
         model = model_fn()
-        optimizer = optim.SGD(optim_cfg.max_lr, momentum=optim_cfg.momentum,
-                              nesterov=optim_cfg.nesterov,
-                              weight_decay=optim_cfg.weight_decay)
+        optimizer = optim.make_optimizer(
+            optim_cfg.optimizer, optim_cfg.max_lr, momentum=optim_cfg.momentum,
+            nesterov=optim_cfg.nesterov, weight_decay=optim_cfg.weight_decay,
+            beta_2=optim_cfg.adam_beta_2, epsilon=optim_cfg.adam_epsilon)
         plateau = early = None
         if optim_cfg.schedule == "plateau":
             plateau = schedules.ReduceOnPlateau(

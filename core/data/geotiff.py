@@ -140,11 +140,16 @@ def make_geoinfo(epsg: int, origin_xy: Sequence[float], pixel_size: float,
                    nodata=None if nodata is None else float(nodata))
 
 
-def _parse_nodata(text) -> float | None:
+def parse_nodata(text: str | bytes) -> float | None:
+    """The GDAL_NODATA tag's ASCII value as a float ("nan", "-9999", "1e+20").
+
+    The one parser of this tag: `core.data.raster` reads no-data through it.
+    Returns None for text that is not a number (GDAL then ignores the tag).
+    """
     if isinstance(text, bytes):
         text = text.decode("ascii", "replace")
     try:
-        return float(str(text).strip().strip("\x00"))
+        return float(str(text).strip().strip("\x00").strip())
     except ValueError:
         return None
 
@@ -177,7 +182,7 @@ def read_geoinfo(path: str | os.PathLike) -> GeoInfo | None:
     if TAG_TRANSFORMATION in tags:
         raise ValueError(f"{path}: has a ModelTransformationTag (rotated or "
                          "sheared raster); only north-up GeoTIFFs are supported.")
-    nodata = (_parse_nodata(tags[TAG_GDAL_NODATA])
+    nodata = (parse_nodata(tags[TAG_GDAL_NODATA])
               if TAG_GDAL_NODATA in tags else None)
     if TAG_GEO_KEYS not in tags and TAG_PIXEL_SCALE not in tags:
         return None

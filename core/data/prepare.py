@@ -113,7 +113,7 @@ def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dic
         # JPEG-like noise in a colour mask (DeepGlobe): each channel is 0 or 255.
         mask = np.where(mask >= opt.label_threshold, np.uint8(255), np.uint8(0))
     ids, counts = labels_lib.decode_label(
-        mask, opt.spec, palette=label.palette, path=str(source.label),
+        mask, opt.spec, palette=label.palette, path=str(source.label), valid=label.valid,
         max_unknown_fraction=opt.max_unknown_fraction)
     arrays = [(source.image, image), (source.label, ids)]
     valid = _and(raster.valid, label.valid)

@@ -3,12 +3,11 @@
 Everything here is NumPy on the host (it runs once per tile, in `prepare`, not
 in the training hot path). Arrays are returned channels-last:
 
-- `read_image(path)` -> [H,W,C] uint8 or float32 (TIFF through tifffile, with
-  band-interleaved and band-sequential layouts both handled; PNG/JPEG through
-  imageio).
+- `read_image(path)` -> [H,W,C] in the file's dtype (uint8, uint16, int16 or
+  float32), alpha removed: `core.data.raster.read_raster(path).array`.
 - `read_elevation(path, nodata=None)` -> (float32 [H,W] with holes filled,
-  bool [H,W] valid mask); holes are NaN, +-inf or the nodata value (taken from
-  the GDAL_NODATA TIFF tag when not given).
+  bool [H,W] valid mask); holes are NaN, +-inf, the nodata value (the
+  GDAL_NODATA TIFF tag's when not given) and what the file masks out.
 - `select_bands(image, have="RGBIR", want="IRRG")` reorders channels by name.
 - `pair_by_stem(images, masks)` pairs files by their stem with the known
   suffixes (`_RGBIR`, `_label`, `_label_noBoundary`, ...) removed, never by
@@ -39,9 +38,6 @@ BAND_TOKENS = ("IR", "R", "G", "B")
 KNOWN_SUFFIXES = ("_label_noBoundary", "_noBoundary", "_label", "_labels",
                   "_mask", "_gt", "_RGBIR", "_IRRGB", "_IRRG", "_RGB")
 
-_GDAL_NODATA_TAG = 42113
-
-
 class TileError(ValueError):
     """A tile file or a set of tile files is not what the reader expects."""
 
@@ -65,80 +61,25 @@ def list_images(folder: str | os.PathLike,
     return files
 
 
-def _check_file(path: Path) -> None:
-    if not path.is_file():
-        raise TileError(f"{path}: file not found.")
-    if path.stat().st_size == 0:
-        raise TileError(f"{path}: empty file (0 bytes); truncated copy?")
-
-
-def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        if not tif.series:
-            raise TileError(f"{path}: TIFF without an image.")
-        series = tif.series[0]
-        array = series.asarray()
-        axes = series.axes
-        nodata = None
-        tag = tif.pages[0].tags.get(_GDAL_NODATA_TAG)
-        if tag is not None:
-            text = str(tag.value).strip().strip("\x00")
-            try:
-                nodata = float(text)
-            except ValueError:
-                nodata = None
-    # Band-sequential (planar) TIFFs come back as [C,H,W] with axes "SYX" or
-    # "CYX"; bring the band axis last.
-    if array.ndim == 3 and axes[0] in "SC" and axes[-1] not in "SC":
-        array = np.moveaxis(array, 0, -1)
-    return array, nodata
-
-
-def _read_any(path: str | os.PathLike) -> tuple[np.ndarray, float | None]:
-    path = Path(path)
-    _check_file(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".tif", ".tiff"):
-            array, nodata = _read_tiff(path)
-        else:
-            import imageio.v3 as iio
-            array, nodata = iio.imread(path), None
-    except TileError:
-        raise
-    except Exception as err:  # decoders raise many types; name the file once
-        raise TileError(f"{path}: unreadable or truncated image "
-                        f"({type(err).__name__}: {err}).") from err
-    array = np.asarray(array)
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or min(array.shape) == 0:
-        raise TileError(f"{path}: expected a 2-D image [H,W] or [H,W,C], got "
-                        f"shape {array.shape}.")
-    return array, nodata
-
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file as channels-last.
+    """Reads an image file as channels-last, in the file's own dtype.
+
+    `core.data.raster.read_raster(path).array`: the no-data mask and palette
+    it also returns are dropped here (use `read_raster` to keep them).
 
     Args:
-      path: .tif/.tiff (any band count, interleaved or planar), .png, .jpg.
+      path: .tif/.tiff (any layout GDAL writes), .png, .jpg.
 
     Returns:
-      [H,W,C] uint8 when the file is 8-bit, else float32 (other integer and
-      float types are converted, so callers see only these two dtypes).
+      [H,W,C] uint8, uint16, int16 or float32 as stored (1-bit -> uint8 0/1,
+      int8 -> int16, float64 -> float32; see `core.data.raster`), alpha band
+      removed; palette files give their indices [H,W,1].
 
     Raises:
-      TileError: missing, empty, unreadable or truncated file.
+      TileError: missing, empty, unreadable or truncated file, missing codec.
     """
-    array, _ = _read_any(path)
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype == bool:
-        return array.astype(np.uint8) * np.uint8(255)
-    return array.astype(np.float32)
+    from core.data.raster import read_raster  # pylint: disable=import-outside-toplevel
+    return read_raster(path).array
 
 
 def read_elevation(path: str | os.PathLike,
@@ -149,7 +90,8 @@ def read_elevation(path: str | os.PathLike,
       path: single-band raster (float32 TIFF, or an 8-bit normalised JPEG/TIFF
         as in some Potsdam releases).
       nodata: value marking missing heights; default: the file's GDAL_NODATA
-        tag if any. NaN and +-inf are always missing.
+        tag if any. NaN and +-inf are always missing, and so are the pixels the
+        file itself marks as no data (internal mask, alpha, its nodata tag).
 
     Returns:
       elevation: [H,W] float32, missing pixels replaced by the mean of the
@@ -160,14 +102,17 @@ def read_elevation(path: str | os.PathLike,
     Raises:
       TileError: unreadable file or more than one band.
     """
-    array, tag_nodata = _read_any(path)
-    if array.shape[-1] != 1:
-        raise TileError(f"{path}: an elevation raster has 1 band, this file "
-                        f"has {array.shape[-1]} (shape {array.shape}).")
+    from core.data.raster import read_raster  # pylint: disable=import-outside-toplevel
+    raster = read_raster(path)
+    array = raster.array
+    if array.shape[-1] != 1 or raster.palette is not None:
+        what = "a palette" if raster.palette is not None else f"{array.shape[-1]} bands"
+        raise TileError(f"{path}: an elevation raster has 1 band of heights, "
+                        f"this file has {what} (shape {array.shape}).")
     elevation = array[..., 0].astype(np.float32)
-    if nodata is None:
-        nodata = tag_nodata
     valid = np.isfinite(elevation)
+    if raster.valid is not None:
+        valid &= raster.valid
     if nodata is not None and np.isfinite(nodata):
         valid &= elevation != np.float32(nodata)
     if not valid.all():

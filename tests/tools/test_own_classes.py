@@ -28,7 +28,7 @@ def make_archive(root):
     for i in range(3):
         ids = np.repeat(np.arange(48) // 16, 40).reshape(48, 40).astype(np.uint8)
         ids = np.roll(ids, 5 * i, axis=0)
-        image = (ids[..., None] * 1200 + rng.integers(0, 400, (48, 40, 3))).astype(np.uint16)
+        image = (ids[..., None].astype(np.int64) * 1200 + rng.integers(0, 400, (48, 40, 3))).astype(np.uint16)
         iio.imwrite(os.path.join(root, "images", f"t{i}.tif"), image)
         rgb = COLOURS[ids]
         rgb[:2, :2] = 0   # declared ignore colour

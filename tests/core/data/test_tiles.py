@@ -21,14 +21,17 @@ class ReadImageTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_multiband_tiff_round_trip(self):
         path = os.path.join(self.dir, "a.tif")
-        tifffile.imwrite(path, self.rgbir)
+        # ExtraSamples 0: the 4th band is data (IR); tifffile's default for
+        # 4-band uint8 would tag it alpha.
+        tifffile.imwrite(path, self.rgbir, photometric="rgb", extrasamples=[0])
         out = tiles.read_image(path)
         self.assertEqual(out.dtype, np.uint8)
         self.assertAllEqual(out, self.rgbir)
 
     def test_planar_tiff_comes_back_channels_last(self):
         path = os.path.join(self.dir, "planar.tif")
-        tifffile.imwrite(path, np.moveaxis(self.rgbir, -1, 0), planarconfig="separate")
+        tifffile.imwrite(path, np.moveaxis(self.rgbir, -1, 0), planarconfig="separate",
+                         photometric="rgb", extrasamples=[0])
         self.assertAllEqual(tiles.read_image(path), self.rgbir)
 
     def test_png_and_gray(self):
@@ -49,13 +52,18 @@ class ReadImageTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(out.shape, (20, 30, 3))
         self.assertLess(np.abs(out.astype(int) - smooth).mean(), 3.0)
 
-    def test_uint16_becomes_float32(self):
+    def test_uint16_stays_uint16(self):
         path = os.path.join(self.dir, "u16.tif")
         data = (np.arange(600, dtype=np.uint16) * 100).reshape(20, 30)
         tifffile.imwrite(path, data)
         out = tiles.read_image(path)
-        self.assertEqual(out.dtype, np.float32)
-        self.assertAllEqual(out[..., 0], data.astype(np.float32))
+        self.assertEqual(out.dtype, np.uint16)
+        self.assertAllEqual(out[..., 0], data)
+
+    def test_alpha_band_is_removed(self):
+        path = os.path.join(self.dir, "rgba.tif")
+        tifffile.imwrite(path, self.rgbir, photometric="rgb", extrasamples=[2])
+        self.assertAllEqual(tiles.read_image(path), self.rgbir[..., :3])
 
     @parameterized.parameters(".tif", ".png", ".jpg")
     def test_truncated_file_error_names_it(self, ext):
@@ -127,6 +135,23 @@ class ReadElevationTest(tf.test.TestCase):
         out, valid = tiles.read_elevation(plain)
         self.assertTrue(valid.all())
         self.assertAllEqual(out, data)
+
+    def test_the_files_own_mask_and_nodata_are_holes(self):
+        import rasterio  # pylint: disable=import-outside-toplevel
+        data = self.dsm.copy()
+        holes = np.zeros(data.shape, bool)
+        holes[0, :] = True                  # GDAL_NODATA -9999
+        holes[:, -2:] = True                # internal mask
+        holes[7, 3] = True                  # the nodata argument
+        data[0, :] = -9999.0
+        data[7, 3] = -1.0
+        path = os.path.join(self.dir, "masked.tif")
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+                path, "w", driver="GTiff", height=16, width=12, count=1, dtype="float32",
+                nodata=-9999.0) as dst:
+            dst.write(data[None])
+            dst.write_mask(np.where(np.arange(12) >= 10, 0, 255).astype(np.uint8)[None].repeat(16, 0))
+        self._check(*tiles.read_elevation(path, nodata=-1.0), ~holes)
 
     def test_multiband_elevation_is_an_error(self):
         path = os.path.join(self.dir, "rgb.tif")
