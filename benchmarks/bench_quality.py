@@ -21,15 +21,17 @@ images) is cheap enough to score four times on a shared 2-core CPU.
 2. ours, as a user runs it (each command is printed; every other flag at its
    default: precision auto = mixed_bfloat16 on an AVX-512 BF16 CPU, SGD
    momentum with one-cycle to max_lr 0.1, cross-entropy, flips and quarter
-   turns, validation on val patches once per epoch):
+   turns):
      python -m tools.prepare --prepare_dataset=folder --prepare_src=STAGE
          --data_dir=STORE --classes=CLASSES --val_tiles=<held-out images>
      python -m tools.train --data_dir=STORE --train_steps=N --patch_size=256
-         --batch_size=8 --seed=S --workdir_root=RUNS
+         --batch_size=8 --seed=S --eval_every=N --workdir_root=RUNS
      python -m tools.evaluate --model=RUN --checkpoint=latest --data_dir=STORE
          --window=512 --overlap=0.25 --output_dir=RUN/eval_latest
-   `--checkpoint=latest` (fixed by the benchmark): the weights after N steps,
-   like the Keras peer; `best` picks by mIoU on the held-out areas' patches.
+   Fixed by the benchmark: `--checkpoint=latest`, the weights after N steps
+   like the Keras peer (`best` would pick by mIoU on the held-out areas'
+   patches), hence `--eval_every=N`: the per-epoch validation only chooses
+   `best` and would add minutes of held-out passes to the training time.
 3. keras, the talk's way: `benchmarks.bench_unet.keras_unet` (the same
    widths, residual blocks and conv center; Keras' BatchNormalization
    defaults) behind a Normalization layer with the store's mean/std and a
@@ -37,7 +39,10 @@ images) is cheap enough to score four times on a shared 2-core CPU.
    255)`, learning rate one-cycle to 0.1 (`core.schedules.one_cycle`, the
    talk's OneCycleScheduler), momentum 0.9 (Keras 3 bakes SGD's momentum into
    the compiled step, so it cannot be cycled like the talk's callback did),
-   float32 (Keras' default; `--keras_dtype`); ONE `fit` of N steps fed by
+   in the precision ours picks by default on this machine (`--keras_dtype`,
+   default auto: the comparison is about the recipe, not the dtype; the talk
+   trained float32 on a GPU, and float32 is Keras' own default: 4x slower
+   convolutions than bfloat16 on this CPU); ONE `fit` of N steps fed by
    `core.data.pipeline.train_dataset` with the PipelineConfig tools.train
    builds from the same data flags: the same windows, augmentation and seeds
    (the same order too with `--deterministic`, passed to both).
@@ -47,7 +52,7 @@ images) is cheap enough to score four times on a shared 2-core CPU.
 
 Training images/s: steady state, the first inner loop (ours) or first batch
 (keras), which trace, left out. Train wall: ours the whole tools.train
-process (imports, tracing, its per-epoch validation, checkpoints), keras
+process (imports, tracing, its one validation pass at the end, checkpoints), keras
 model build + fit. Writes, in `--out` (benchmarks/quality): results.md (and
 results.json: rows of earlier invocations are kept, a rerun replaces its own),
 learning_curve.png, sample_steps<N>.png (image | ground truth | ours | keras).
@@ -147,7 +152,7 @@ def train_ours(args, store: Path, steps: int) -> dict:
     root.mkdir(parents=True)
     cmd = ([sys.executable, "-m", "tools.train", *data_flags(args, store)[:1],
             f"--train_steps={steps}", *data_flags(args, store)[1:],
-            f"--workdir_root={root}"])
+            f"--eval_every={steps}", f"--workdir_root={root}"])
     wall, text = run(cmd, root / "train.log")
     workdirs = [Path(p).parent for p in glob.glob(str(root / "*" / "config.json"))]
     if len(workdirs) != 1:
@@ -220,6 +225,7 @@ class KerasWindows:
     def __init__(self, model):
         self.model = model
 
+    @tf.autograph.experimental.do_not_convert  # autograph mistakes a Keras Model's call
     def __call__(self, images, training=False):
         return self.model(images, training=training)
 
@@ -290,7 +296,8 @@ def parse_args():
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--deterministic", action="store_true",
                    help="fixed data order (both systems see the patches in the same order)")
-    p.add_argument("--keras_dtype", default="float32")
+    p.add_argument("--keras_dtype", default="auto",
+                   help="Keras dtype policy; auto: what tools.train --precision=auto picks")
     p.add_argument("--figure_image", default="tile_6__image_part_004")
     p.add_argument("--skip_prepare", action="store_true", help="use the store in --work as is")
     p.add_argument("--out", default="benchmarks/quality")
@@ -301,6 +308,9 @@ def parse_args():
     args.steps = [int(s) for s in args.steps.split(",")]
     args.systems = [s for s in args.systems.split(",") if s]
     args.val_areas = [a for a in args.val_areas.split(",") if a]
+    if args.keras_dtype == "auto":
+        from core.precision import default_policy_name  # pylint: disable=import-outside-toplevel
+        args.keras_dtype = default_policy_name()
     if set(args.systems) - {"ours", "keras"}:
         p.error(f"--systems={','.join(args.systems)}: expected ours and/or keras")
     if args.work == args.data or args.data in args.work.parents:
@@ -364,6 +374,14 @@ def main() -> None:
             rows[(system, steps, args.seed)] = row
             print(report.row_line(row), flush=True)
             report.write(args.out, rows, class_names, machine, args, names)
+        saved = args.work / "predictions"
+        saved.mkdir(exist_ok=True)
+        for system, ids in predictions.items():
+            np.save(saved / f"{system}-steps{steps}-seed{args.seed}-{args.figure_image}.npy", ids)
+        for system in ("ours", "keras"):  # another invocation's, if there is one
+            path = saved / f"{system}-steps{steps}-seed{args.seed}-{args.figure_image}.npy"
+            if system not in predictions and path.is_file():
+                predictions[system] = np.load(path)
         if predictions:
             report.sample_figure(args.out / f"sample_steps{steps}.png", figure, predictions,
                                  info, steps)

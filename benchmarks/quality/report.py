@@ -1,9 +1,10 @@
 """Tables and pictures of benchmarks/bench_quality.py.
 
 Rows (one per system, step count and seed) are kept in results.json so a
-later invocation (say `--steps=2000 --systems=ours`) adds to the table
-instead of replacing it; results.md, learning_curve.png are rewritten from
-all rows, sample_steps<N>.png from the predictions of one invocation.
+later or parallel invocation (say `--steps=2000 --systems=ours`) adds to the
+table instead of replacing it; results.md and learning_curve.png are
+rewritten from all rows, sample_steps<N>.png from the predictions saved in
+the work folder (`<work>/predictions/<system>-steps<N>-seed<S>-<image>.npy`).
 """
 from __future__ import annotations
 
@@ -151,7 +152,10 @@ def sample_figure(path: Path, figure, predictions: dict, info: dict, steps: int)
 
 
 def write(out: Path, rows: dict, class_names: list, machine: str, args, names: dict) -> None:
+    """Writes results.json/.md and the curve from `rows` plus the rows another
+    invocation (say --systems=keras beside --systems=ours) wrote meanwhile."""
     out.mkdir(parents=True, exist_ok=True)
+    rows.update({k: v for k, v in load_rows(out).items() if k not in rows})
     (out / "results.json").write_text(json.dumps({"rows": list(rows.values())}, indent=1),
                                       encoding="utf-8")
     learning_curve(out / "learning_curve.png", rows)
@@ -171,7 +175,8 @@ def write(out: Path, rows: dict, class_names: list, machine: str, args, names: d
         "mIoU, OA, IoU: whole held-out images, sliding windows 512 with overlap 0.25, "
         "the same `core.metrics.ConfusionMatrix` for both. train img/s: steady state "
         "(first loop/batch left out); train wall: ours = the whole `tools.train` process "
-        "(start-up, tracing, per-epoch validation, checkpoints), keras = build + fit. "
+        "(start-up, tracing, one validation pass on held-out patches at the end, "
+        "checkpoints), keras = build + fit. "
         "scoring: ours = the `tools.evaluate` process, keras = in process. load: 1-minute "
         "load average when the row finished.",
         "",
