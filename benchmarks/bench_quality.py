@@ -250,8 +250,10 @@ def train_keras(args, info: dict, steps: int, pipe_cfg) -> dict:
                 print(f"keras step {batch + 1}/{steps}: {stamps[-1] - fit_start:.0f} s into fit",
                       flush=True)
 
-    batches = pipeline.train_dataset(pipe_cfg).map(
-        lambda b: (tf.cast(b["image"], tf.float32), tf.cast(b["label"], tf.int32)))
+    def to_keras(batch):  # (x, y) as fit takes them; the image stays raw band values
+        return tf.cast(batch["image"], tf.float32), tf.cast(batch["label"], tf.int32)
+
+    batches = pipeline.train_dataset(pipe_cfg).map(to_keras)
     fit_start = time.perf_counter()
     model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[Timer()])
     end = time.perf_counter()
