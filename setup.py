@@ -8,6 +8,9 @@ from setuptools import find_packages, setup
 EXTRAS = {
     "cpu": ["tensorflow-cpu>=2.21"],
     "gpu": ["tensorflow[and-cuda]>=2.21"],
+    # GDAL through rasterio: core.data.raster reads what tifffile/imagecodecs
+    # and Pillow do not (JPEG 2000 orthophotos, VRT mosaics, TIFF codecs
+    # imagecodecs lacks) through it when installed.
     "geo": ["rasterio>=1.3"],
     "plot": ["matplotlib>=3.7"],
     # What the test suite imports: references (scikit-learn for metrics,

@@ -19,7 +19,16 @@ only needs TensorFlow). It holds:
       its own sliding windows with it).
   model_info: a `tf.saved_model.Asset`, assets/model_info.json: class names,
       palette, bands, normalisation mean/std, num_classes, in_channels, depth,
-      and the predict_tile settings.
+      the predict_tile settings, and what the inputs were in training:
+      "input_dtype" (numpy dtype name of the optical bands: uint8, uint16,
+      int16 or float32) and "band_ranges" {band: [min, max]} over the train
+      split (null in both for a model whose store did not record them).
+
+The signatures take raw band values as float32 (every uint8, uint16 and
+int16 value is exact in float32): a client casts its `input_dtype` pixels
+and the model's first op normalises them with mean/std. An input of another
+bit depth must be rescaled to `input_dtype`'s values first (tools.predict
+--rescale_input does it).
 
 Writing is atomic per folder: the SavedModel goes to a temporary sibling
 `<export_dir>.tmp-XXXX`; only when it is complete is an existing export moved
@@ -43,6 +52,7 @@ from core import inference
 
 MODEL_INFO = "model_info.json"
 FORMAT_VERSION = 1
+INPUT_DTYPES = ("uint8", "uint16", "int16", "float32")
 
 
 class ExportError(ValueError):
@@ -113,11 +123,20 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
                     bands: Sequence[str], mean: Sequence[float] | None = None,
                     std: Sequence[float] | None = None, window: int = 512,
                     overlap: float = 0.25, tta: Any = None, batch_size: int = 4,
+                    input_dtype: str | None = None,
+                    band_ranges: dict[str, Sequence[float]] | None = None,
                     extra: dict | None = None) -> dict:
     """The model_info.json content, checked against the model.
 
+    Args:
+      input_dtype: dtype name of the optical bands in training ("uint8",
+        "uint16", "int16", "float32"; info.json's `dtype`); None if unknown.
+      band_ranges: {band: [min, max]} of the training bands (info.json
+        band_stats, train split); None if unknown.
+
     Raises:
-      ExportError: class names/palette/bands that do not match the model.
+      ExportError: class names/palette/bands that do not match the model, an
+        unknown input_dtype, band_ranges naming a band the model does not take.
     """
     k, c = int(model.num_classes), int(model.in_channels)
     if len(class_names) != k or len(palette) != k:
@@ -129,6 +148,16 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
         mean = np.asarray(model.mean).tolist() if hasattr(model, "mean") else [0.0] * c
     if std is None:
         std = np.asarray(model.std).tolist() if hasattr(model, "std") else [1.0] * c
+    if input_dtype is not None and str(input_dtype) not in INPUT_DTYPES:
+        raise ExportError(f"input_dtype {input_dtype!r}: expected one of "
+                          f"{', '.join(INPUT_DTYPES)}")
+    if band_ranges is not None:
+        unknown = [b for b in band_ranges if b not in list(bands)]
+        if unknown:
+            raise ExportError(f"band_ranges names {unknown}, not among the model's "
+                              f"bands {list(bands)}")
+        band_ranges = {str(b): [float(band_ranges[b][0]), float(band_ranges[b][1])]
+                       for b in bands if b in band_ranges}
     multiple = 2 ** int(model.depth)
     if window <= 0 or window % multiple:
         raise ExportError(f"window must be a positive multiple of {multiple}, got {window}")
@@ -141,8 +170,11 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
         "depth": int(model.depth), "size_multiple": multiple,
         "window": int(window), "overlap": float(overlap),
         "tta": list(inference.parse_tta(tta)), "batch_size": int(batch_size),
+        "input_dtype": None if input_dtype is None else str(input_dtype),
+        "band_ranges": band_ranges,
         "signatures": {
-            "serving_default": "images [N,H,W,C] float32 -> probabilities [N,H,W,K] "
+            "serving_default": "images [N,H,W,C] float32 (raw band values of "
+                               "input_dtype) -> probabilities [N,H,W,K] "
                                "float32, classes [N,H,W] uint8",
             "predict_tile": "image [H,W,C] float32 -> probabilities [H,W,K] float32, "
                             "classes [H,W] uint8 (sliding windows, settings above)"},
@@ -249,7 +281,8 @@ def load_model(path: str, checkpoint: str = "best"):
     Returns:
       (model, info): `model(images, training=False) -> logits` with
       `num_classes`, `in_channels`, `depth`; info has class_names, palette,
-      bands, mean, std (and, for an export, its predict_tile settings).
+      bands, mean, std, input_dtype and band_ranges (None when unknown) and,
+      for an export, its predict_tile settings.
     Raises:
       ExportError: `path` is neither.
     """
@@ -270,7 +303,11 @@ def load_model(path: str, checkpoint: str = "best"):
             "palette": [list(p) for p in data.get("palette") or []],
             "bands": list(data.get("bands") or [f"band{i}" for i in range(c)]),
             "mean": np.asarray(model.mean).tolist(), "std": np.asarray(model.std).tolist(),
-            "dataset": data.get("dataset")}
+            "dataset": data.get("dataset"),
+            # A v1 store (no "dtype") held uint8 optical bands only.
+            "input_dtype": data.get("dtype") or (
+                "uint8" if data.get("format") == "ortholoop-tiles-npy-v1" else None),
+            "band_ranges": data.get("band_ranges")}
     if len(info["palette"]) != k:  # a distinct grey per class when none is known
         info["palette"] = [[int(v)] * 3 for v in np.linspace(0, 255, k)]
     return model, info

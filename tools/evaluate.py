@@ -2,8 +2,10 @@ r"""Scores a model on the whole validation tiles of a prepared store.
 
   python -m tools.evaluate --model=runs/unet-20260101-10h00mn --data_dir=data/potsdam --tta=d4
 
-Full tiles, not patches, predicted with sliding windows like tools.predict,
-plain and (with --tta) with test-time augmentation. Confusion matrices over
+Full tiles, not patches, of a store of the model's input dtype (uint8,
+uint16, ...; no-data pixels are labelled 255 there and never counted),
+predicted with sliding windows like tools.predict, plain and (with --tta)
+with test-time augmentation. Confusion matrices over
 the split and per tile give OA, per-class IoU/F1/precision/recall, mean IoU and
 mean F1, also without --exclude (Potsdam's clutter). Writes metrics.json,
 metrics.md and confusion_matrix[_tta].png (matplotlib, extra `plot`; skipped
@@ -81,18 +83,23 @@ def main(argv):
     if not FLAGS.model or not FLAGS.data_dir:
         raise app.UsageError("--model and --data_dir are required")
     from core import export, inference, metrics
-    from core.data import pipeline, tiles
+    from core.data import pipeline, store as store_lib
 
     # --- model and store ---
     try:
         model, info = export.load_model(FLAGS.model, FLAGS.checkpoint)
         store = pipeline.load_info(FLAGS.data_dir)
         names, bands = list(info["class_names"]), list(info["bands"])
-        missing = [b for b in bands if b not in store["bands"]]
+        stored = store["bands"] + [store_lib.ELEVATION_BANDS[k] for k in store["elevations"]]
+        missing = [b for b in bands if b not in stored]
         if missing or len(store["class_names"]) != len(names):
-            raise ValueError(f"{FLAGS.data_dir}: the store has bands {store['bands']} and "
+            raise ValueError(f"{FLAGS.data_dir}: the store has bands {stored} and "
                              f"{len(store['class_names'])} classes; the model takes bands "
                              f"{bands} and predicts {len(names)} classes")
+        if info.get("input_dtype") not in (None, store["dtype"]):
+            raise ValueError(f"{FLAGS.data_dir}: the store's optical bands are "
+                             f"{store['dtype']}, {FLAGS.model} was trained on "
+                             f"{info['input_dtype']}; evaluate on a store of the same kind")
         unknown = [c for c in FLAGS.exclude if c not in names]
         if unknown and FLAGS["exclude"].present:
             raise ValueError(f"--exclude={','.join(unknown)}: not among the classes {names}")
@@ -107,10 +114,11 @@ def main(argv):
                       for k, t in runs.items()}
     except ValueError as err:  # WorkdirError, ExportError, TileError too
         raise SystemExit(f"tools.evaluate: {err}") from None
-    optical = [b for b in bands if b.upper() in tiles.BAND_TOKENS]
+    optical = [b for b in bands if b not in store_lib.ELEVATION_BANDS.values()]
+    kind = {"DSM": "dsm", "nDSM": "ndsm"}.get(bands[-1], "none")
     split_tiles = store["splits"][FLAGS.split][:FLAGS.max_tiles or None]
-    tile_iter = pipeline.iter_tiles(FLAGS.data_dir, FLAGS.split, bands=optical or None,
-                                    elevation=len(optical) < len(bands))
+    tile_iter = pipeline.iter_tiles(FLAGS.data_dir, FLAGS.split, bands=optical,
+                                    elevation=kind)
 
     # --- predict and count, tile by tile ---
     totals = {k: metrics.ConfusionMatrix(len(names), exclude=exclude) for k in runs}

@@ -7,7 +7,9 @@ Signatures (see core/export.py): `serving_default` (images [N,H,W,C] float32,
 any H, W -> probabilities [N,H,W,K] float32, classes [N,H,W] uint8) and
 `predict_tile` (one whole tile [H,W,C] -> the same, by sliding windows with
 the --window/--overlap/--tta/--batch_size fixed here, recorded in
-assets/model_info.json with class names, palette, bands and normalisation).
+assets/model_info.json with class names, palette, bands, normalisation, and
+the training inputs' "input_dtype" and "band_ranges" {band: [min, max]}, which
+tools.predict checks inputs against).
 Written to a temporary sibling folder and renamed; the previous export is kept
 as <export_dir>.previous. A folder that is not an export is never replaced.
 
@@ -48,6 +50,7 @@ def main(argv):
             model, class_names=info["class_names"], palette=info["palette"],
             bands=info["bands"], mean=info["mean"], std=info["std"], window=FLAGS.window,
             overlap=FLAGS.overlap, tta=FLAGS.tta, batch_size=FLAGS.batch_size,
+            input_dtype=info.get("input_dtype"), band_ranges=info.get("band_ranges"),
             extra={"dataset": info.get("dataset"), "checkpoint": FLAGS.checkpoint,
                    "workdir": os.path.abspath(FLAGS.workdir)})
 

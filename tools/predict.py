@@ -1,15 +1,23 @@
 r"""Predicts whole tiles of any size: class-id GeoTIFF, colour PNG, probabilities.
 
   python -m tools.predict --model=runs/unet-20260101-10h00mn --input=marseille/ \
-      --output_dir=predictions --tta=d4 [--bands=RGBIR --elevation=ndsm/]
+      --output_dir=predictions --tta=d4 [--bands=RGBIR --elevation=ndsm/] \
+      [--rescale_input=dtype]
 
 --model: a SavedModel export or an experiment workdir (--checkpoint=best|latest).
-Per tile: <stem>_classes.tif (uint8 ids, the input's CRS and geotransform),
-<stem>_colour.png (palette), with --save_probabilities <stem>_probabilities.tif
-(uint8, probability * 255, one band per class). An input holds exactly the
-model's bands, or names its own with --bands; a non-optical model band (nDSM,
-DSM) then comes from --elevation (a file, or a folder matched by tile name or
-numbers), NaN/nodata heights filled with the mean and reported. Unreadable
+Per tile: <stem>_classes.tif (uint8 ids, the input's CRS and geotransform,
+GDAL nodata 255), <stem>_colour.png (palette; no data in the ignore colour,
+black), with --save_probabilities <stem>_probabilities.tif (uint8,
+probability * 255, one band per class). An input holds exactly the model's
+bands, or names its own with --bands; a non-optical model band (nDSM, DSM)
+then comes from --elevation (a file, or a folder matched by tile name or
+numbers), NaN/nodata heights filled with the mean for the model.
+
+Pixels without data (the file's nodata value on every band, its mask or
+alpha == 0, missing heights) are 255 in the class raster. An input whose
+dtype is not the model's input_dtype (model_info.json; e.g. an 8-bit file
+for a model trained on 16-bit imagery) is refused unless --rescale_input
+says how to map its values (core/data/rescale.py). Unreadable or refused
 files are reported and skipped (exit 1). One tools.* binary per process.
 """
 import dataclasses
@@ -34,6 +42,12 @@ flags.DEFINE_string("bands", None, "Band names of the input files (e.g. RGBIR) w
 flags.DEFINE_string("elevation", None, "Elevation raster, or folder of rasters named "
                     "like the tiles, for a model that takes nDSM/DSM.")
 flags.DEFINE_boolean("save_probabilities", False, "Also write class probabilities.")
+flags.DEFINE_enum("rescale_input", None, ["none", "dtype", "range"],
+                  "How input band values are mapped onto the model's training values "
+                  "(model_info input_dtype / band_ranges); needed when the input's dtype "
+                  "differs. none: as they are; dtype: the input dtype's full range onto the "
+                  "training dtype's (uint16 -> uint8: x * 255/65535; floats span 0..1); "
+                  "range: each band's min..max in the file onto its training [min, max].")
 FLAGS = flags.FLAGS
 
 
@@ -48,13 +62,41 @@ def list_inputs(pattern: str) -> list:
     return paths
 
 
-def model_input(path: str, info: dict, bands, elevation, num_inputs: int):
-    """The tile as the model's bands, [H,W,C] (uint8 or float32)."""
+def training_values(image, index: list, optical: list, info: dict, rescale, *,
+                    path: str, valid=None):
+    """[H,W,C] band values (source dtype) -> float32, the optical channels
+    `index` (named `optical`) checked against and mapped onto the model's
+    input_dtype as --rescale_input says (core/data/rescale.py)."""
+    import numpy as np
+    from core.data import rescale as rescale_lib
+    have, want = np.dtype(image.dtype).name, info.get("input_dtype")
+    if want is None and rescale in ("dtype", "range"):
+        raise ValueError(f"--rescale_input={rescale}: the model does not record the dtype it "
+                         "was trained on (input_dtype); use none or re-export it")
+    if want is not None and have != want and rescale is None:
+        raise ValueError(f"{path}: {have} pixels but the model was trained on {want}; pass "
+                         f"--rescale_input=dtype (the full {have} range onto {want}'s), range "
+                         f"(each band's min..max onto the training band_ranges) or none "
+                         f"(values as they are)")
+    out = image.astype(np.float32)
+    if rescale in ("dtype", "range"):
+        out[..., index] = rescale_lib.rescale(
+            image[..., index], rescale, want, bands=optical,
+            band_ranges=info.get("band_ranges"), valid=valid, path=path)
+    return out
+
+
+def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescale=None):
+    """The tile as the model's bands: (image [H,W,C] float32, valid [H,W] bool
+    or None: False where the file or the elevation has no data)."""
     import numpy as np
     from core.data import tiles
-    image, want = tiles.read_image(path), list(info["bands"])
-    optical = [b for b in want if b.upper() in tiles.BAND_TOKENS]
-    heights = [b for b in want if b.upper() not in tiles.BAND_TOKENS]  # nDSM, DSM
+    from core.data.raster import read_raster
+    raster, want = read_raster(path), list(info["bands"])
+    # A palette-indexed file holds colour indices: its pixels are the colours.
+    image = raster.array if raster.palette is None else raster.palette[raster.array[..., 0]]
+    optical = [b for b in want if b not in ("DSM", "nDSM")]
+    heights = [b for b in want if b in ("DSM", "nDSM")]
     if bands:
         image = tiles.select_bands(image, bands, optical, path=path)
     elif image.shape[-1] != len(want):
@@ -62,11 +104,14 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int):
             f"{path}: has {image.shape[-1]} bands but the model takes {len(want)} "
             f"({', '.join(want)}); give --bands=<this file's bands, e.g. RGBIR> to pick "
             f"them" + (f" and --elevation=FILE|DIR for {heights[0]}" if heights else ""))
+    index = list(range(len(optical))) if bands else [want.index(b) for b in optical]
+    image = training_values(image, index, optical, info, rescale, path=path,
+                            valid=raster.valid)
     if not bands or not heights:
         if elevation:
             raise ValueError(f"--elevation needs --bands and a model with an elevation "
                              f"band (it takes {', '.join(want)})")
-        return image
+        return image, raster.valid
     if not elevation:
         raise ValueError(f"{path}: the model also takes {heights[0]}; give --elevation")
     source, stem = elevation, tiles.tile_stem(path)
@@ -84,9 +129,12 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int):
         raise ValueError(f"{source}: elevation is {height.shape[0]}x{height.shape[1]}, "
                          f"the tile {path} is {image.shape[0]}x{image.shape[1]}")
     if not valid.all():
-        logging.warning("%s: %d NaN/nodata heights (%.2f%%) filled with the mean height",
+        logging.warning("%s: %d NaN/nodata heights (%.2f%%) filled with the mean height for "
+                        "the model, written as no data (255)",
                         source, (~valid).sum(), 100 * (~valid).mean())
-    return np.concatenate([image.astype(np.float32), height[..., None]], axis=-1)
+    if raster.valid is not None:
+        valid = valid & raster.valid
+    return np.concatenate([image, height[..., None]], axis=-1), valid
 
 
 def main(argv):
@@ -106,6 +154,12 @@ def main(argv):
             model, window=FLAGS.window or int(info.get("window", 512)),
             overlap=FLAGS.overlap, tta=FLAGS.tta, batch_size=FLAGS.batch_size)
         paths = list_inputs(FLAGS.input)
+        if FLAGS.rescale_input in ("dtype", "range") and not info.get("input_dtype"):
+            raise ValueError(f"--rescale_input={FLAGS.rescale_input}: {FLAGS.model} does not "
+                             "record the dtype it was trained on (input_dtype); use none")
+        if FLAGS.rescale_input == "range" and not info.get("band_ranges"):
+            raise ValueError(f"--rescale_input=range: {FLAGS.model} does not record its "
+                             "training band_ranges; use dtype or none")
     except ValueError as err:
         raise SystemExit(f"tools.predict: {err}") from None
     os.makedirs(FLAGS.output_dir, exist_ok=True)
@@ -117,7 +171,8 @@ def main(argv):
     for index, path in enumerate(paths):
         stem = os.path.splitext(os.path.basename(path))[0]
         try:
-            image = model_input(path, info, FLAGS.bands, FLAGS.elevation, len(paths))
+            image, valid = model_input(path, info, FLAGS.bands, FLAGS.elevation, len(paths),
+                                       FLAGS.rescale_input)
             geo = geotiff.read_geoinfo(path)  # None for PNG/JPEG; raises if rotated
         except ValueError as err:  # TileError too: unreadable, wrong bands, ...
             logging.error("SKIPPED %s", err)
@@ -126,17 +181,21 @@ def main(argv):
         progress.start_tile(index, os.path.basename(path))
         probabilities = predictor(image, progress)
         classes = inference.probabilities_to_classes(probabilities)
+        if valid is not None:  # no data in, no class out
+            classes[~valid] = labels.IGNORE_INDEX
         if geo is not None:  # the input's nodata means nothing for class ids
             geo = dataclasses.replace(geo, nodata=None)
         out = os.path.join(FLAGS.output_dir, stem)
-        geotiff.write_geotiff(out + "_classes.tif", classes, geo)
+        geotiff.write_geotiff(out + "_classes.tif", classes, geo, nodata=labels.IGNORE_INDEX)
         iio.imwrite(out + "_colour.png", labels.index_to_rgb(classes, info["palette"]))
         if FLAGS.save_probabilities:
             geotiff.write_geotiff(out + "_probabilities.tif",
                                   np.round(probabilities * 255).astype(np.uint8), geo)
-        shares = np.bincount(classes.ravel(), minlength=len(info["class_names"])) / classes.size
+        shares = np.bincount(classes.ravel(), minlength=256) / classes.size
+        names = list(info["class_names"]) + (["no data"] if shares[255] else [])
         logging.info("%s -> %s_classes.tif%s; %s", path, out, "" if geo else " (no georeferencing)",
-                     ", ".join(f"{n} {s:.1%}" for n, s in zip(info["class_names"], shares)))
+                     ", ".join(f"{n} {s:.1%}" for n, s in zip(names, list(shares[:len(
+                         info["class_names"])]) + [shares[255]])))
 
     # --- summary ---
     if failed:

@@ -14,7 +14,14 @@ map in YIQ space: chroma scaled and rotated, luma kept) all compose into ONE
 per-patch linear map `A x + b` applied in one fused pass; gamma and
 Gaussian noise on the optical channels. Elevation channels are in neither
 list, so colour ops never touch heights (their rows are the identity, and
-they come out bit-exact). Values are raw band values in [0, value_range].
+they come out bit-exact). Values are raw band values in [0, value_range], or
+in each channel's [lo, hi] of `intensity_ranges`.
+
+Bit depth: brightness and noise are fractions of a channel's full scale,
+gamma acts on x / full scale: `brightness=0.1` moves an 8-bit band by 25.5
+and a 12-bit band in uint16 (train max 4095) by 409.5. The pipeline keeps
+[0, 255] for uint8 bands and passes `intensity_ranges` from the store
+otherwise (`core.data.store.channel_plan`).
 
 Gamma runs right after the warp, on the raw values (the warp only
 resamples them), as exp(g log x): placed before the warp, XLA would fuse and
@@ -55,17 +62,28 @@ class AugmentConfig:
       scale_range: zoom factor uniform in [lo, hi] (>1 zooms in).
       crop: smallest side fraction of a random crop resized back to the
         patch size (1.0: no crop).
-      brightness: additive delta uniform in +-brightness (fraction of range).
+      brightness: additive delta uniform in +-brightness (of the full scale).
       contrast: factor uniform in [1-contrast, 1+contrast].
       saturation: factor uniform in [1-saturation, 1+saturation] (RGB).
       hue: hue shift uniform in +-hue (fraction of a turn, RGB).
       gamma: exponent uniform in [1-gamma, 1+gamma].
-      noise_std: Gaussian noise std (fraction of range).
+      noise_std: Gaussian noise std (fraction of the full scale).
       rgb_channels: indices of R, G, B (saturation/hue); None: (0, 1, 2);
         (): no RGB triple, saturation and hue are skipped.
       optical_channels: channels for brightness, contrast, gamma, noise;
         None: the rgb channels. Elevation indices must be in neither.
-      value_range: raw value of full intensity (255 for 8-bit bands).
+      value_range: raw value of full intensity of every channel, with 0 as
+        zero intensity (255 for 8-bit bands); used when intensity_ranges is
+        None.
+      intensity_ranges: per channel (lo, hi) raw values of zero and full
+        intensity, for bands that are not 8-bit: brightness adds
+        delta * (hi - lo), noise has std noise_std * (hi - lo), gamma maps
+        lo + (hi - lo) * ((x - lo) / (hi - lo)) ** g, results are clipped to
+        [lo, hi]. The pipeline passes [min(0, train min), train max] per
+        uint16/int16/float32 band (info.json band_stats), so brightness=0.1
+        moves a 12-bit band whose train max is 4095 by up to 409.5 as it
+        moves an 8-bit band by up to 25.5; non-optical (elevation) entries
+        are ignored. None: [0, value_range] for every channel.
       affine_prob: share of each batch that gets the rotation/zoom/crop.
       xla: compile the batch augmentation with XLA (several times faster on
         CPU; False runs the same maths as plain TensorFlow ops, e.g. to
@@ -85,6 +103,7 @@ class AugmentConfig:
     rgb_channels: tuple[int, int, int] | None = None
     optical_channels: tuple[int, ...] | None = None
     value_range: float = 255.0
+    intensity_ranges: tuple[tuple[float, float], ...] | None = None
     affine_prob: float = 1.0
     xla: bool = True
 
@@ -102,6 +121,10 @@ class AugmentConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got "
                                  f"{getattr(self, name)}.")
+        if self.intensity_ranges is not None and not all(
+                len(r) == 2 and r[1] > r[0] for r in self.intensity_ranges):
+            raise ValueError(f"intensity_ranges needs one (lo, hi) with hi > lo per "
+                             f"channel, got {self.intensity_ranges}.")
         if self.rgb_channels is not None and len(self.rgb_channels) not in (0, 3):
             raise ValueError(f"rgb_channels needs 3 indices (or () for no RGB "
                              f"triple), got {self.rgb_channels}.")
@@ -147,13 +170,27 @@ def _channels(cfg: AugmentConfig, num_channels: int):
     return rgb, optical
 
 
+def _intensity(cfg: AugmentConfig, num_channels: int):
+    """(lo, hi, span) of the channels: Python floats 0, value_range,
+    value_range (the 8-bit maths), or float32 [C] constants from
+    intensity_ranges."""
+    if cfg.intensity_ranges is None:
+        return 0.0, float(cfg.value_range), float(cfg.value_range)
+    if len(cfg.intensity_ranges) != num_channels:
+        raise ValueError(f"intensity_ranges has {len(cfg.intensity_ranges)} entries "
+                         f"for {num_channels} channels.")
+    lo, hi = np.asarray(cfg.intensity_ranges, np.float64).T
+    return (tf.constant(lo, tf.float32), tf.constant(hi, tf.float32),
+            tf.constant(hi - lo, tf.float32))
+
+
 def colour_matrices(seed, batch, num_channels: int, cfg: AugmentConfig):
     """Random per-patch colour parameters (all linear in raw values).
 
     Contrast: factor f about the per-channel mean m (f x + (1-f) m) on the
     optical channels. Saturation and hue: a 3x3 map H of the RGB triple that
     scales and rotates the chroma plane of YIQ and keeps the luma Y.
-    Brightness: + delta * value_range on the optical channels. Rows and
+    Brightness: + delta * full scale on the optical channels. Rows and
     columns of the other channels are the identity, so elevation passes
     through bit-exact.
 
@@ -189,7 +226,7 @@ def _photometric(image, seed, cfg: AugmentConfig):
     batch = tf.shape(image)[0]
     seeds = tf.random.experimental.stateless_split(seed, num=3, alg=PHILOX)
     opt_mask = tf.constant([1.0 if c in optical else 0.0 for c in range(num_channels)])
-    vr = cfg.value_range
+    lo, hi, span = _intensity(cfg, num_channels)
     if cfg.contrast > 0 or cfg.saturation > 0 or cfg.hue > 0 or cfg.brightness > 0:
         h, f, delta = colour_matrices(seeds[1], batch, num_channels, cfg)
         # y = H (f x + (1-f) m) + delta = A x + b, one pass over the pixels.
@@ -197,7 +234,7 @@ def _photometric(image, seed, cfg: AugmentConfig):
         a = h * fcol[:, None, :]
         mean = tf.reduce_mean(image, axis=[1, 2])                          # [B,C]
         b = tf.einsum("bdc,bc->bd", h, (1.0 - fcol) * mean) + (
-            delta[:, None] * vr * opt_mask[None])
+            delta[:, None] * span * opt_mask[None])
         # C is small (3-5): a sum of broadcast products fuses with the rest
         # under XLA, where an einsum would be a separate dot pass.
         a = tf.transpose(a, [0, 2, 1])[:, None, None]                      # [B,1,1,C,D]
@@ -214,11 +251,11 @@ def _photometric(image, seed, cfg: AugmentConfig):
                                            dtype=tf.int32, alg=PHILOX)
         sign = tf.cast(pick % 2, tf.float32) * 2.0 - 1.0
         noise = tf.gather(bank, pick // 2)                                 # [B,C,H,W]
-        scale = sign * (cfg.noise_std * vr) * opt_mask[None]
+        scale = sign * (cfg.noise_std * span) * opt_mask[None]
         image = image + tf.transpose(noise * scale[:, :, None, None], [0, 2, 3, 1])
-    # Clip optical channels to the value range; +-inf leaves the others.
-    lo = tf.where(opt_mask > 0, 0.0, -np.inf)
-    hi = tf.where(opt_mask > 0, vr, np.inf)
+    # Clip optical channels to their range; +-inf leaves the others.
+    lo = tf.where(opt_mask > 0, lo, -np.inf)
+    hi = tf.where(opt_mask > 0, hi, np.inf)
     return tf.clip_by_value(image, lo, hi)
 
 
@@ -259,6 +296,7 @@ def augment(image: tf.Tensor, label: tf.Tensor, cfg: AugmentConfig,
         if cfg.rot90 and height != width:
             raise ValueError(f"rot90 needs square patches, got {height}x{width}.")
     _channels(cfg, image.shape[-1])  # channel indices checked before tracing
+    _intensity(cfg, image.shape[-1])
     if cfg.spatial or cfg.photometric:
         image, label = _run(image, label, seed, cfg, output_dtype)
     else:
@@ -269,22 +307,24 @@ def augment(image: tf.Tensor, label: tf.Tensor, cfg: AugmentConfig,
 
 
 def _gamma(image, seed, cfg: AugmentConfig):
-    """x -> value_range * (x / value_range) ** g on the optical channels, one
-    g per patch (x clipped to [0, value_range]; 0 stays 0). Returns float32."""
+    """x -> lo + s * ((x - lo) / s) ** g on the optical channels, s = hi - lo
+    the full scale (lo = 0, s = value_range for 8-bit bands), one g per patch
+    ((x - lo) / s clipped to [0, 1]; lo stays lo). Returns float32."""
     num_channels = image.shape[-1]
     _, optical = _channels(cfg, num_channels)
     opt = tf.constant([c in optical for c in range(num_channels)])
     batch = tf.shape(image)[0]
-    vr = cfg.value_range
+    lo, _, span = _intensity(cfg, num_channels)
     g = uniform(seed, batch, max(0.05, 1 - cfg.gamma), 1 + cfg.gamma)
     x = tf.cast(image, tf.float32)
     # exp(g log x) rather than pow or a per-patch table for uint8: under XLA
     # it is one vectorised loop, ~3x faster than the table's gather
     # (measured on 50x256x256x4 uint8: 0.30 against 0.92 ms per patch).
-    unit = tf.clip_by_value(x * (1.0 / vr), 0.0, 1.0)
     g = g[:, None, None, None]
-    powered = tf.where(unit > 0, vr * tf.exp(g * tf.math.log(tf.maximum(unit, 1e-30))), 0.0)
-    return tf.where(opt, powered, x)
+    shifted = x if cfg.intensity_ranges is None else x - lo  # 8-bit: lo = 0
+    unit = tf.clip_by_value(shifted * (1.0 / span), 0.0, 1.0)
+    powered = tf.where(unit > 0, span * tf.exp(g * tf.math.log(tf.maximum(unit, 1e-30))), 0.0)
+    return tf.where(opt, powered if cfg.intensity_ranges is None else lo + powered, x)
 
 
 def _seeds(seed):
@@ -350,10 +390,14 @@ def _run(image, label, seed, cfg: AugmentConfig, output_dtype):
     return image, label
 
 
+ELEVATION_CHANNELS = ("DSM", "nDSM")
+
+
 def channels_for_bands(bands: Sequence[str]) -> dict:
     """rgb_channels / optical_channels for a band list like
-    ["IR","R","G","B","nDSM"]: elevation bands (DSM, nDSM) are excluded."""
-    optical = tuple(i for i, b in enumerate(bands) if b in ("IR", "R", "G", "B"))
+    ["IR","R","G","B","nDSM"]: every band but the elevation ones (DSM, nDSM)
+    is optical; R, G, B (when all there) are the RGB triple."""
+    optical = tuple(i for i, b in enumerate(bands) if b not in ELEVATION_CHANNELS)
     rgb = ()
     if all(b in bands for b in ("R", "G", "B")):
         rgb = tuple(list(bands).index(b) for b in ("R", "G", "B"))

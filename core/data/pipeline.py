@@ -1,4 +1,4 @@
-"""tf.data pipelines over a prepared store (see `core.data.prepare`).
+"""tf.data pipelines over a prepared store v2 (see `core.data.prepare`).
 
 Training (`train_dataset`), one element per step:
 
@@ -18,26 +18,36 @@ never idle at epoch ends; over any stretch each window comes equally often
 (+-1), and `num_patches` is the length of one pass for epochs->steps maths.
 
 Memory is bounded by design: without cache, at most about `2 * cycle_length`
-decoded tiles, `shuffle_buffer` compact patches (uint8 optical bands) and
-`prefetch` batches are alive, whatever the number of tiles (an INRIA tile is
-75 MB). `cache="memory"` keeps every decoded (and scaled) tile in RAM
-(the whole train split), `cache="<path>"` writes them to a file cache (the
-talk's options); the cache holds tiles rather than the talk's unbatched
-patches, so overlapping windows (stride < patch) cost nothing extra.
+decoded tiles, `shuffle_buffer` compact patches (optical bands in the
+store's dtype) and `prefetch` batches are alive, whatever the number of
+tiles (an INRIA tile is 75 MB). `cache="memory"` keeps every decoded (and
+scaled) tile in RAM (the whole train split), `cache="<path>"` writes them to
+a file cache (the talk's options); the cache holds tiles rather than the
+talk's unbatched patches, so overlapping windows (stride < patch) cost
+nothing extra.
 
-Augmentation runs on whole uint8 batches in one XLA-compiled function (see
+Augmentation runs on whole batches in one XLA-compiled function (see
 `core.data.augment`) with a stateless seed made of `cfg.seed` and the batch's
 index in the stream, so with `deterministic=True` the stream is a pure
 function of the seed, and `tf.train.Checkpoint(iterator=iterator)` restores
 the exact position. (The checkpoint then holds the shuffle buffer and the
 open tiles, tens to hundreds of MB; with a cache it also holds the cache.)
 
-Elements are `{"image": [b,H,W,C] raw band values, "label": [b,H,W] uint8}`,
-the image uint8 when all bands are optical and float32 when an elevation
-band is present (heights in metres do not fit in 8 bits); augmented uint8
-bands are rounded back to uint8 (half a grey level, far below the noise the
-augmentation adds), which quarters the bytes every stage after the
-augmentation moves. Normalisation is the model's job (info.json mean/std).
+Elements are `{"image": [b,H,W,C] raw band values, "label": [b,H,W] uint8}`.
+The image is uint8 when the store's optical bands are uint8 and no
+elevation band is fed: augmented uint8 bands are rounded back to uint8 (half
+a grey level, far below the noise the augmentation adds), which quarters the
+bytes every stage after the augmentation moves. Otherwise it is float32:
+with an elevation band (heights in metres do not fit in 8 bits), and for
+uint16 / int16 / float32 optical bands (every uint16 and int16 value is
+exact in float32, so an unaugmented batch holds the stored values). Those
+bands stay in their dtype through reading, cutting, caching and shuffling
+(2 bytes per value for 16-bit data) and become float32 once per batch (in
+the augmentation's compiled function when there is one). Photometric
+augmentation scales by each band's full scale (see `core.data.augment`):
+255 for uint8, the train max from info.json band_stats otherwise.
+Normalisation is the model's job (band_stats mean/std of the fed channels,
+`dataset_info`).
 """
 from __future__ import annotations
 
@@ -78,9 +88,11 @@ class PipelineConfig:
       num_parallel_calls: reads/augment in parallel (-1: autotune).
       cycle_length: tiles cut at the same time.
       prefetch: batches prepared ahead.
-      bands: optical bands to feed, a subset of the store's (None: all).
-      elevation: None/True: the stored elevation band if any; False or
-        "none" drops it; "dsm"/"ndsm" must match the store.
+      bands: optical bands to feed, a subset of the store's in any order
+        ("IRRG", "B04,B03,B02" or a list; None: all, in stored order).
+      elevation: None: the store's elevation kind ("ndsm" when it has both,
+        none when it has none); False or "none" drops it; "dsm"/"ndsm" must
+        be stored; True: the default kind, which must exist.
     """
     data_dir: str
     patch_size: int = 256
@@ -117,11 +129,18 @@ class PipelineConfig:
 
 
 def dataset_info(cfg: PipelineConfig) -> dict:
-    """info.json with bands / in_channels / mean / std for cfg's channels."""
+    """info.json plus what the model needs of cfg's fed channels.
+
+    Returns:
+      info.json's fields with `bands` replaced by the fed channel names and
+      in_channels, mean, std (per fed channel), dtype (of the optical bands,
+      the model's input_dtype) and band_ranges {fed name: [min, max]} added.
+    """
     info = load_info(cfg.data_dir)
     plan = channel_plan(info, cfg.bands, cfg.elevation)
     return {**info, "bands": plan["bands"], "in_channels": len(plan["bands"]),
-            "mean": plan["mean"], "std": plan["std"]}
+            "mean": plan["mean"], "std": plan["std"], "dtype": plan["dtype"],
+            "band_ranges": plan["band_ranges"]}
 
 
 def _seed(base: int, k) -> tf.Tensor:
@@ -129,10 +148,20 @@ def _seed(base: int, k) -> tf.Tensor:
     return tf.stack([tf.constant(base % 2**31, tf.int32), tf.cast(k, tf.int32)])
 
 
-def _to_batch(image, label, elevation):
-    """uint8 optical bands as they are; with elevation, all bands float32."""
+def _batch_dtype(store: Store) -> tf.DType:
+    """uint8 for uint8 optical bands alone, else float32 (see the docstring)."""
+    if store.dtype == tf.uint8 and not store.plan["elevation"]:
+        return tf.uint8
+    return tf.float32
+
+
+def _to_batch(image, label, elevation, dtype=tf.uint8):
+    """Batch dict: optical bands in `dtype`, elevation appended as float32
+    (then `dtype` is float32). With uint8 the uint8 bands pass untouched."""
     if elevation.shape[-1]:
         image = tf.concat([tf.cast(image, tf.float32), elevation], axis=-1)
+    elif image.dtype != dtype:
+        image = tf.cast(image, dtype)
     return {"image": image, "label": label}
 
 
@@ -171,9 +200,9 @@ def train_dataset(cfg: PipelineConfig,
     """Infinite training batches.
 
     Returns:
-      dataset of {"image": [b,P,P,C] uint8, or float32 with an elevation
-      band, "label": [b,P,P] uint8} with b = per-replica batch
-      (cfg.batch_size / replicas), drop_remainder.
+      dataset of {"image": [b,P,P,C] uint8 for a uint8 store without an
+      elevation band, else float32, "label": [b,P,P] uint8} with b =
+      per-replica batch (cfg.batch_size / replicas), drop_remainder.
     """
     store = Store(cfg, "train")
     num_tiles = len(store.names)
@@ -222,6 +251,12 @@ def train_dataset(cfg: PipelineConfig,
             else chan["rgb_channels"],
             optical_channels=aug.optical_channels
             if aug.optical_channels is not None else chan["optical_channels"])
+        if store.dtype != tf.uint8 and aug.intensity_ranges is None:
+            # Brightness, noise and gamma relative to each band's full scale.
+            aug = dataclasses.replace(aug, intensity_ranges=tuple(
+                (float(lo), float(hi)) for lo, hi in store.plan["intensity_ranges"]))
+    out_dtype = _batch_dtype(store)
+
     def open_tile(k, element):
         if cfg.cache != "none":
             i, tile = element
@@ -239,14 +274,21 @@ def train_dataset(cfg: PipelineConfig,
     batches = patches.batch(batch, drop_remainder=True).enumerate()
 
     def finish(k, element):
-        out = _to_batch(*element)
-        if aug is not None and (aug.spatial or aug.photometric):
+        augmenting = aug is not None and (aug.spatial or aug.photometric)
+        image, label, elevation = element
+        if augmenting and not elevation.shape[-1]:
+            # 16-bit bands go into the XLA function as they are (the warp
+            # gathers 2-byte values and casts after the gather).
+            out = {"image": image, "label": label}
+        else:
+            out = _to_batch(image, label, elevation, out_dtype)
+        if augmenting:
             # Augmented uint8 bands are rounded back to uint8 inside the XLA
             # function: a quarter of float32's bytes to write, queue and copy
             # to the accelerator (full augmentation 0.91 -> 0.73 ms/patch).
             out["image"], out["label"] = augment(
                 out["image"], out["label"], aug, _seed(seed + 2, k),
-                output_dtype=out["image"].dtype)
+                output_dtype=out_dtype)
         return out
 
     batches = batches.map(finish, num_parallel_calls=par, deterministic=det)
@@ -269,8 +311,9 @@ def eval_dataset(cfg: PipelineConfig, split: str = "val",
                     num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
     patches = tiles.prefetch(1).flat_map(lambda i, tile: store.cut(tile, grid[i]))
     batches = patches.batch(_per_replica(cfg, input_context))
-    batches = batches.map(_to_batch, num_parallel_calls=cfg.num_parallel_calls,
-                          deterministic=True)
+    out_dtype = _batch_dtype(store)
+    batches = batches.map(lambda *e: _to_batch(*e, out_dtype),
+                          num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True
     return batches.prefetch(cfg.prefetch).with_options(options)
@@ -278,13 +321,18 @@ def eval_dataset(cfg: PipelineConfig, split: str = "val",
 
 def iter_tiles(data_dir: str | os.PathLike, split: str = "val", *,
                bands: str | Sequence[str] | None = None,
-               elevation: bool | None = None
+               elevation: bool | str | None = None
                ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Whole tiles for tile-level evaluation / prediction.
 
+    Args:
+      bands, elevation: as in `PipelineConfig` (`channel_plan`).
+
     Yields:
-      (name, image [H,W,C] float32 raw values (elevation last), label [H,W]
-      uint8) at full resolution, one tile in memory at a time.
+      (name, image [H,W,C] float32 raw values (optical bands in the order
+      asked, elevation last; uint8/uint16/int16 values exact), label [H,W]
+      uint8, 255 = ignore and no data) at full resolution, one tile in
+      memory at a time.
     """
     info = load_info(data_dir)
     if split not in info["splits"]:
@@ -296,6 +344,7 @@ def iter_tiles(data_dir: str | os.PathLike, split: str = "val", *,
         image = np.load(root / files["image"], mmap_mode="r")
         parts = [image[..., plan["optical_index"]].astype(np.float32)]
         if plan["elevation"]:
-            parts.append(np.load(root / files["elevation"])[..., None])
+            parts.append(np.load(root / files[plan["elevation"]])[..., None]
+                         .astype(np.float32))
         label = np.load(root / files["label"])
         yield name, np.concatenate(parts, axis=-1), label

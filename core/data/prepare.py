@@ -100,8 +100,27 @@ class _Options:
     label_threshold: int | None
 
 
+def read_optical(path: Path, src_bands: Sequence[str]):
+    """The image's Raster with as many data bands as `src_bands` names: a
+    band tagged alpha is data when the declared bands count it (see
+    `read_raster`'s alpha_is_data); otherwise it only masks, and a warning
+    says so when it holds more than two levels (an IR band, most likely)."""
+    raster = read_raster(path)
+    if raster.alpha is None:
+        return raster
+    if len(src_bands) == raster.array.shape[-1] + 1:
+        return read_raster(path, alpha_is_data=True)
+    levels = np.unique(raster.alpha[::7, ::7])
+    if levels.size > 2:
+        log.warning("%s: its last band is tagged alpha but holds %d+ levels; read as a "
+                    "no-data mask. If it is data (e.g. IR), name all %d bands: "
+                    "--src_bands=%s.", path, levels.size, raster.array.shape[-1] + 1,
+                    "".join(src_bands) + "IR" if src_bands else "RGBIR")
+    return raster
+
+
 def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dict:
-    raster = read_raster(source.image)
+    raster = read_optical(source.image, opt.src_bands)
     image = raster.array
     if image.dtype.name not in SOURCE_DTYPES:
         raise TileError(f"{source.image}: {image.dtype} pixels; expected one of "

@@ -13,6 +13,10 @@ Readers (chosen by the file's first bytes, not its extension):
 - PNG: Pillow (installed with imageio), called directly because imageio
   expands palettes to colours; 16-bit PNGs through imagecodecs, because
   Pillow reduces 16-bit RGB(A) to 8 bits.
+- JPEG 2000 and VRT (by their signatures), and any file the readers above
+  cannot decode (an unknown format, a TIFF codec imagecodecs lacks): GDAL
+  through rasterio when the `geo` extra is installed (`raster_gdal.py`);
+  without it, one line names the package that reads the file.
 - anything else (JPEG, BMP, GIF, WebP): Pillow.
 
 dtype rules (`Raster.array`): uint8, uint16, int16, float32 are kept; bool and
@@ -44,6 +48,8 @@ from core.data.tiles import TileError
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# JPEG 2000 (JP2 box, raw codestream) and GDAL's VRT: formats only GDAL reads here.
+_GDAL_ONLY_MAGIC = (b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51", b"<VRTData")
 _KEPT_DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
 _FLOAT32_EXACT_INT = 2 ** 24
 
@@ -63,12 +69,15 @@ class Raster:
         `array` holds the indices, [H,W,1]); None otherwise.
       nodata: the file's GDAL nodata value, or None.
       path: the file, for messages.
+      alpha: [H,W] the alpha band taken out of `array` (source dtype), or
+        None; kept so a caller can warn when it looks like data.
     """
     array: np.ndarray
     valid: np.ndarray | None = None
     palette: np.ndarray | None = None
     nodata: float | None = None
     path: str = ""
+    alpha: np.ndarray | None = None
 
 
 class Decoded(NamedTuple):
@@ -85,8 +94,16 @@ class Decoded(NamedTuple):
     nodata: float | None = None
 
 
-def read_raster(path: str | os.PathLike) -> Raster:
+def read_raster(path: str | os.PathLike, *, alpha_is_data: bool = False) -> Raster:
     """Reads an image file (see `Raster` and the module docstring).
+
+    Args:
+      path: the file.
+      alpha_is_data: keep a band the file tags as alpha as the last data band
+        (no mask from it). tifffile's and GDAL's defaults tag the 4th band of
+        a 4-band uint8 file as alpha, so an R,G,B,IR archive written with
+        them reads as RGB + alpha; a caller that knows the file holds four
+        bands (a data set's declared bands) re-reads it with this.
 
     Raises:
       TileError: one line naming the file: missing, empty, truncated or
@@ -98,22 +115,11 @@ def read_raster(path: str | os.PathLike) -> Raster:
         raise TileError(f"{path}: file not found.")
     if path.stat().st_size == 0:
         raise TileError(f"{path}: empty file (0 bytes); truncated copy?")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    try:
-        if head[:4] in _TIFF_MAGIC:
-            from core.data import raster_tiff  # pylint: disable=import-outside-toplevel
-            decoded = raster_tiff.read_tiff(path)
-        elif head == _PNG_MAGIC:
-            decoded = _read_png(path)
-        else:
-            decoded = _read_pillow(path)
-    except (TileError, MemoryError):
-        raise
-    except Exception as err:  # decoders raise many types; name the file once
-        text = " ".join(str(err).split())
-        raise TileError(f"{path}: unreadable or truncated image "
-                        f"({type(err).__name__}: {text}).") from err
+    decoded = _decode(path)
+    if alpha_is_data and decoded.alpha is not None:
+        decoded = decoded._replace(
+            array=np.concatenate([decoded.array.reshape(decoded.alpha.shape + (-1,)),
+                                  decoded.alpha[..., None]], axis=-1), alpha=None)
     array = decoded.array
     if not array.dtype.isnative:   # big-endian file read as is: same values, native order
         array = array.astype(array.dtype.newbyteorder("="))
@@ -125,7 +131,60 @@ def read_raster(path: str | os.PathLike) -> Raster:
     valid = _valid(array, decoded)
     return Raster(array=_contract_dtype(array, path), valid=valid,
                   palette=decoded.palette, nodata=decoded.nodata,
-                  path=os.fspath(path))
+                  path=os.fspath(path), alpha=decoded.alpha)
+
+
+def _decode(path: Path) -> Decoded:
+    """The format reader's output; GDAL for what the core readers cannot."""
+    from core.data import raster_gdal  # pylint: disable=import-outside-toplevel
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if any(head.startswith(m) for m in _GDAL_ONLY_MAGIC):
+        if not raster_gdal.available():
+            raise TileError(f"{path}: a JPEG 2000 or VRT raster, which ortholoop reads "
+                            "through GDAL: pip install 'ortholoop[geo]' (rasterio).")
+        return _guarded(path, raster_gdal.read_gdal)
+    try:
+        if head[:4] in _TIFF_MAGIC:
+            from core.data import raster_tiff  # pylint: disable=import-outside-toplevel
+            return _guarded(path, raster_tiff.read_tiff)
+        if head[:8] == _PNG_MAGIC:
+            return _guarded(path, _read_png)
+        return _guarded(path, _read_pillow)
+    except raster_tiff_codec_errors() as err:
+        # A codec the core lacks, or a format Pillow does not know: GDAL may.
+        if not raster_gdal.available():
+            raise
+        try:
+            return raster_gdal.read_gdal(path)
+        except Exception:  # pylint: disable=broad-except
+            raise err from None
+
+
+def raster_tiff_codec_errors() -> tuple[type, ...]:
+    """Errors after which GDAL is tried: missing codecs, unknown formats."""
+    from core.data.raster_tiff import CodecError  # pylint: disable=import-outside-toplevel
+    return (CodecError, UnknownFormatError)
+
+
+class UnknownFormatError(TileError):
+    """Pillow does not know the file's format."""
+
+
+def _guarded(path: Path, reader) -> Decoded:
+    try:
+        return reader(path)
+    except (TileError, MemoryError):
+        raise
+    except Exception as err:  # decoders raise many types; name the file once
+        text = " ".join(str(err).split())
+        if type(err).__name__ == "UnidentifiedImageError":
+            raise UnknownFormatError(f"{path}: not an image format ortholoop reads "
+                                     f"(TIFF, PNG, JPEG; JPEG 2000, VRT and the other "
+                                     f"GDAL formats with pip install 'ortholoop[geo]')."
+                                     ) from err
+        raise TileError(f"{path}: unreadable or truncated image "
+                        f"({type(err).__name__}: {text}).") from err
 
 
 def nodata_pixels(array: np.ndarray, nodata: float | None) -> np.ndarray | None:

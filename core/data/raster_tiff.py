@@ -68,8 +68,11 @@ def read_tiff(path: Path) -> Decoded:
     alpha_bands = [first_extra + i for i, kind in enumerate(extrasamples)
                    if kind in _ALPHA_EXTRASAMPLES]
     if alpha_bands:
-        alpha = np.where((array[..., alpha_bands] != 0).all(axis=-1),
-                         np.uint8(1), np.uint8(0))
+        # One alpha band (the usual case) is kept as is, so a caller that
+        # knows it is data (R,G,B,IR tagged alpha) gets its values back.
+        alpha = (array[..., alpha_bands[0]] if len(alpha_bands) == 1 else
+                 np.where((array[..., alpha_bands] != 0).all(axis=-1),
+                          np.uint8(1), np.uint8(0)))
         keep = [c for c in range(array.shape[-1]) if c not in alpha_bands]
         array = array[..., keep]
     return Decoded(array, alpha=alpha, mask=mask, palette=palette,
@@ -112,21 +115,25 @@ def _codec_name(compression: int) -> str:
         return f"code {compression}"
 
 
+class CodecError(TileError):
+    """The TIFF's compression or predictor has no decoder here."""
+
+
 def codec_error(path: Path, codec: str, reason: str) -> TileError:
     """One line naming the file, the codec ("LZW compression") and its package."""
     try:
         import imagecodecs  # pylint: disable=import-outside-toplevel
         have = f"imagecodecs {getattr(imagecodecs, '__version__', '')}".strip()
     except ImportError:
-        return TileError(f"{path}: TIFF with {codec} needs the imagecodecs "
+        return CodecError(f"{path}: TIFF with {codec} needs the imagecodecs "
                          f"package, which is not installed (pip install "
                          f"imagecodecs).")
     if "imagecodecs" in reason:
-        return TileError(f"{path}: TIFF with {codec} needs the {codec} codec of "
+        return CodecError(f"{path}: TIFF with {codec} needs the {codec} codec of "
                          f"the imagecodecs package, missing from the installed "
                          f"{have} ({reason}); reinstall it: pip install "
                          f"--force-reinstall imagecodecs.")
-    return TileError(f"{path}: TIFF with {codec}: no decoder in tifffile/{have} "
+    return CodecError(f"{path}: TIFF with {codec}: no decoder in tifffile/{have} "
                      f"({reason}); GDAL (the rasterio package) may read it, or "
                      f"convert the file: gdal_translate -co COMPRESS=DEFLATE "
                      f"in.tif out.tif.")

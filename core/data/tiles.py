@@ -27,7 +27,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+# .jp2 and .vrt are read through GDAL (the geo extra), see core.data.raster.
+IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt")
 
 # Band tokens, longest first so "IR" is not read as "I" + "R".
 BAND_TOKENS = ("IR", "R", "G", "B")

@@ -37,7 +37,8 @@ def small_unet():
 def info_for(model):
     return export.make_model_info(
         model, class_names=["a", "b", "c"], palette=[(1, 2, 3), (4, 5, 6), (7, 8, 9)],
-        bands=["IR", "R", "G"], window=WINDOW, overlap=OVERLAP, tta=TTA, batch_size=2)
+        bands=["IR", "R", "G"], window=WINDOW, overlap=OVERLAP, tta=TTA, batch_size=2,
+        input_dtype="uint16", band_ranges={"G": [3, 4000], "IR": [0, 4095.5], "R": [1, 2]})
 
 
 def env_without_project():
@@ -117,6 +118,10 @@ class ExportTest(tf.test.TestCase):
         self.assertAllClose(info["std"], [5.0, 6.0, 7.0])
         self.assertEqual(info["tta"], [0])
         self.assertEqual((info["window"], info["num_classes"]), (WINDOW, 3))
+        self.assertEqual(info["input_dtype"], "uint16")
+        # In band order, floats (JSON numbers).
+        self.assertEqual(list(info["band_ranges"].items()),
+                         [("IR", [0.0, 4095.5]), ("R", [1.0, 2.0]), ("G", [3.0, 4000.0])])
 
     def test_loaded_model_logits_equal_model(self):
         loaded = export.LoadedModel(self.export_dir)
@@ -139,6 +144,13 @@ class ExportTest(tf.test.TestCase):
         with self.assertRaisesRegex(export.ExportError, "multiple of 8"):
             export.make_model_info(self.model, class_names="abc", palette=[(0, 0, 0)] * 3,
                                    bands="RGB", window=20)
+        with self.assertRaisesRegex(export.ExportError, "input_dtype 'uint12': expected one of "
+                                                        "uint8, uint16, int16, float32"):
+            export.make_model_info(self.model, class_names="abc", palette=[(0, 0, 0)] * 3,
+                                   bands="RGB", input_dtype="uint12")
+        with self.assertRaisesRegex(export.ExportError, r"band_ranges names \['IR'\]"):
+            export.make_model_info(self.model, class_names="abc", palette=[(0, 0, 0)] * 3,
+                                   bands="RGB", band_ranges={"IR": [0, 1]})
 
 
 class AtomicWriteTest(tf.test.TestCase):

@@ -1,8 +1,9 @@
 """tools.evaluate end to end (subprocess) against a NumPy confusion matrix.
 
-A 3-tile folder dataset is prepared with core.data.prepare (two tiles in val);
-the reference predicts the same tiles in-process with core.inference and
-counts the confusion matrix with np.bincount.
+A 3-tile store v2 is written by hand (tests/store_v2.py; two tiles in val,
+some no-data pixels); the reference predicts the same tiles in-process with
+core.inference and counts the confusion matrix with np.bincount. A uint16
+store is scored with a model trained on uint16, and refused by a uint8 one.
 """
 import json
 import os
@@ -13,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from core import inference
-from core.data import geotiff, labels, prepare
+from core.data import labels
+from tests.store_v2 import write_store
 from tests.tools.test_predict import make_workdir, run_tool
 
 K = 6
@@ -32,22 +34,30 @@ def np_scores(cm, exclude=()):
 
 class EvaluateToolTest(tf.test.TestCase):
 
-    def test_scores_equal_numpy_confusion_matrix(self):
-        root = tempfile.mkdtemp()
+    @staticmethod
+    def make_store(root, dtype):
+        """Tiles t0 (train), t1, t2 (val) as uint8 or as uint8 * 257 in uint16."""
         rng = np.random.default_rng(7)
-        src = os.path.join(root, "src")
-        os.makedirs(os.path.join(src, "images"))
-        os.makedirs(os.path.join(src, "masks"))
-        arrays = {}
+        tiles, arrays = {}, {}
         for i, (h, w) in enumerate([(40, 56), (48, 40), (24, 30)]):
             image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
             mask = rng.integers(0, K, (h, w), dtype=np.uint8)
             mask[:3, :5] = 255  # ignored pixels
-            geotiff.write_geotiff(os.path.join(src, "images", f"t{i}.tif"), image, None)
-            iio.imwrite(os.path.join(src, "masks", f"t{i}.png"), mask)
-            arrays[f"t{i}"] = (image, mask)
-        store = os.path.join(root, "store")
-        prepare.prepare("folder", src, store, val_tiles=["t1", "t2"])
+            valid = np.ones((h, w), bool)
+            valid[-2:, -4:] = False  # no data: labelled 255 in the store
+            if dtype == "uint16":
+                image = image.astype(np.uint16) * 257
+            tiles[f"t{i}"] = {"image": image, "label": mask, "valid": valid,
+                              "split": "train" if i == 0 else "val"}
+            arrays[f"t{i}"] = (image, np.where(valid, mask, 255))
+        store = os.path.join(root, f"store_{dtype}")
+        write_store(store, tiles, bands=["R", "G", "B"], dataset="potsdam",
+                    excluded_from_mean=["clutter"])
+        return store, arrays
+
+    def test_scores_equal_numpy_confusion_matrix(self):
+        root = tempfile.mkdtemp()
+        store, arrays = self.make_store(root, "uint8")
         workdir, model = make_workdir(root, bands=("R", "G", "B"),
                                       class_names=labels.POTSDAM.class_names,
                                       palette=labels.POTSDAM.palette, seed=0)
@@ -89,6 +99,39 @@ class EvaluateToolTest(tf.test.TestCase):
         self.assertIn("| mean_iou without clutter | ", table)
         for png in ("confusion_matrix.png", "confusion_matrix_tta.png"):
             self.assertEqual(iio.imread(os.path.join(out, png)).ndim, 3)
+
+
+    def test_uint16_store(self):
+        root = tempfile.mkdtemp()
+        store, arrays = self.make_store(root, "uint16")
+        kwargs = dict(bands=("R", "G", "B"), class_names=labels.POTSDAM.class_names,
+                      palette=labels.POTSDAM.palette, seed=0)
+        workdir, model = make_workdir(root, dtype="uint16", name="run16", **kwargs)
+        out = os.path.join(root, "eval16")
+        run = run_tool("evaluate", f"--model={workdir}", f"--data_dir={store}",
+                       "--window=32", f"--output_dir={out}")
+        self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+        with open(os.path.join(out, "metrics.json")) as f:
+            report = json.load(f)
+        total = np.zeros((K, K), np.int64)
+        for tile in ("t1", "t2"):
+            image, mask = arrays[tile]
+            pred = inference.predict_tile(model, image, window=32).argmax(-1)
+            valid = mask != 255
+            total += np.bincount(mask[valid].astype(int) * K + pred[valid],
+                                 minlength=K * K).reshape(K, K)
+        self.assertAllEqual(report["plain"]["total"]["confusion_matrix"], total)
+        self.assertGreater(np.count_nonzero(total.sum(0)), 1)
+        # A model trained on uint8 bands is refused, in one line.
+        workdir8, _ = make_workdir(root, dtype="uint8", name="run8", **kwargs)
+        run = run_tool("evaluate", f"--model={workdir8}", f"--data_dir={store}", "--window=32",
+                       f"--output_dir={out}8")
+        self.assertEqual(run.returncode, 1)
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertRegex(run.stderr.strip().splitlines()[-1],
+                         r"^tools.evaluate: .*store_uint16: the store's optical bands are "
+                         r"uint16, .*run8 was trained on uint8; evaluate on a store of the "
+                         r"same kind$")
 
 
 if __name__ == "__main__":

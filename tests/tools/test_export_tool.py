@@ -1,7 +1,8 @@
 """tools.export on a workdir, then the export used in-process and by tools.predict.
 
 Two subprocesses: the export binary, and the predict binary on the SavedModel
-(with one input holding the wrong number of bands, refused by name).
+(with one input holding the wrong number of bands, refused by name). The
+model was trained on float32 bands: the float32 input passes the dtype check.
 """
 import os
 import tempfile
@@ -19,7 +20,8 @@ class ExportToolTest(tf.test.TestCase):
 
     def test_export_then_serve_and_predict(self):
         root = tempfile.mkdtemp()
-        workdir, model = make_workdir(root, seed=0)
+        ranges = {"R": [0.0, 255.0], "G": [1.0, 254.0], "B": [2.0, 253.0], "nDSM": [-0.5, 31.0]}
+        workdir, model = make_workdir(root, seed=0, dtype="float32", band_ranges=ranges)
         run = run_tool("export", f"--workdir={workdir}", "--checkpoint=best", "--window=32",
                        "--batch_size=2")
         self.assertEqual(run.returncode, 0, run.stderr[-3000:])
@@ -32,6 +34,8 @@ class ExportToolTest(tf.test.TestCase):
         self.assertAllClose(info["mean"], [128, 128, 128, 5])
         self.assertAllClose(info["std"], [60, 60, 60, 3])
         self.assertEqual((info["window"], info["tta"], info["batch_size"]), (32, [0], 2))
+        self.assertEqual(info["input_dtype"], "float32")
+        self.assertEqual(info["band_ranges"], ranges)
 
         # In process: both signatures agree with the restored model.
         rng = np.random.default_rng(9)

@@ -2,7 +2,9 @@
 
 A small U-Net taking R, G, B and nDSM is checkpointed into a workdir written
 with train_loop.workdir; inputs are 5-band RGBIR GeoTIFFs plus elevation
-rasters (one with NaN), a tile smaller than the window, and a broken file.
+rasters (one with NaN: no data in the outputs), a tile smaller than the
+window, and a broken file. BitDepthTest: models trained on uint8 and uint16
+inputs against inputs of the other dtype, refused or --rescale_input'ed.
 """
 import os
 import subprocess
@@ -15,6 +17,7 @@ import tensorflow as tf
 
 from core import inference
 from core.data import geotiff
+from core.data.raster import read_raster
 from layers import UNet
 from train_loop import workdir as workdir_lib
 
@@ -24,20 +27,31 @@ B = "top_potsdam_2_11_RGBIR"  # the second tile, smaller than a window
 
 
 def make_workdir(root, bands=("R", "G", "B", "nDSM"), class_names=("road", "roof", "tree"),
-                 palette=PALETTE, seed=0):
-    """A workdir with config.json and a `best` checkpoint of a random U-Net."""
+                 palette=PALETTE, seed=0, dtype=None, band_ranges=None, name="run"):
+    """A workdir with config.json and a `best` checkpoint of a random U-Net.
+
+    `dtype` / `band_ranges` are what dataset_info records of a v2 store (the
+    model's input_dtype and band ranges); None leaves them out. A uint16
+    model normalises with mean/std 257 times the uint8 ones, so it predicts
+    on x * 257 what the uint8 model predicts on x.
+    """
     kwargs = {"num_classes": len(class_names), "in_channels": len(bands),
               "filters": 4, "depth": 3}
+    gain = 257.0 if dtype == "uint16" else 1.0
     data = {"dataset": "test", "class_names": list(class_names),
             "palette": [list(c) for c in palette], "bands": list(bands),
-            "mean": [5.0 if b.endswith("DSM") else 128.0 for b in bands],
-            "std": [3.0 if b.endswith("DSM") else 60.0 for b in bands]}
+            "mean": [5.0 if b.endswith("DSM") else 128.0 * gain for b in bands],
+            "std": [3.0 if b.endswith("DSM") else 60.0 * gain for b in bands]}
+    if dtype is not None:
+        data["dtype"] = dtype
+    if band_ranges is not None:
+        data["band_ranges"] = band_ranges
     model = UNet(**kwargs, mean=data["mean"], std=data["std"])
     model(tf.zeros([1, 8, 8, len(bands)]), training=False)
     rng = np.random.default_rng(seed)
     for v in model.trainable_variables:
         v.assign(rng.normal(scale=0.4, size=v.shape).astype(np.float32))
-    workdir = os.path.join(root, "run")
+    workdir = os.path.join(root, name)
     workdir_lib.write_config(workdir, {"model": kwargs, "data": data})
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
                                          workdir_lib.checkpoint_dir(workdir, "best"), 1)
@@ -110,22 +124,119 @@ class PredictToolTest(tf.test.TestCase):
             rgbir, height = self.arrays[name]
             want = inference.predict_tile(self.model, expected_input(rgbir, height), window=32,
                                           overlap=0.25, tta="flips")
-            want_classes = want.argmax(-1)
+            # Pixels without a height are no data (255) in the outputs.
+            want_classes = np.where(np.isnan(height), 255, want.argmax(-1)).astype(np.uint8)
             with rasterio.open(os.path.join(self.tiles, f"{name}.tif")) as src, \
                     rasterio.open(os.path.join(out, f"{name}_classes.tif")) as got:
                 self.assertEqual(got.crs, src.crs)
                 self.assertEqual(got.crs.to_epsg(), 25832)
                 self.assertEqual(got.transform, src.transform)
                 self.assertEqual(got.dtypes[0], "uint8")
+                self.assertEqual(got.nodata, 255)
                 classes = got.read(1)
             self.assertAllEqual(classes, want_classes)
+            self.assertEqual(np.sum(classes == 255), 6 if name == "a" else 0)
             colour = iio.imread(os.path.join(out, f"{name}_colour.png"))
-            self.assertAllEqual(colour, np.asarray(PALETTE, np.uint8)[want_classes])
+            self.assertAllEqual(colour, np.asarray(PALETTE + [(0, 0, 0)] * 253, np.uint8)
+                                [want_classes])
             with rasterio.open(os.path.join(out, f"{name}_probabilities.tif")) as got:
                 probs = np.moveaxis(got.read(), 0, -1)
             self.assertAllClose(probs, np.round(want * 255), atol=1)
             if name == "a":
                 self.assertGreater(len(np.unique(classes)), 1)
+
+
+def write_rgb(path, array, nodata=None):
+    geotiff.write_geotiff(path, array, geotiff.make_geoinfo(25832, (366000.0, 5808000.0), 0.05),
+                          nodata=nodata)
+
+
+class BitDepthTest(tf.test.TestCase):
+    """One 8-bit scene, a uint8 model and a uint16 model that predicts on
+    x * 257 what the uint8 one predicts on x (same weights, mean/std * 257)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        import tempfile
+        cls.root = tempfile.mkdtemp()
+        bands, full = ("R", "G", "B"), {b: [0.0, 255.0] for b in ("R", "G", "B")}
+        cls.model8_dir, cls.model8 = make_workdir(cls.root, bands=bands, dtype="uint8",
+                                                  band_ranges=full, name="run8")
+        cls.model16_dir, _ = make_workdir(
+            cls.root, bands=bands, dtype="uint16", name="run16",
+            band_ranges={b: [0.0, 65535.0] for b in bands})
+        rng = np.random.default_rng(8)
+        cls.u8 = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        cls.u8[0, 0], cls.u8[0, 1] = 0, 255          # every band spans 0..255
+        cls.want = inference.predict_tile(cls.model8, cls.u8, window=32).argmax(-1)
+        cls.inputs = {}
+        for name, array in (("eight", cls.u8),
+                            ("sixteen", cls.u8.astype(np.uint16) * 257),
+                            # 12-bit-like values with an offset: only "range" undoes it.
+                            ("offset", cls.u8.astype(np.uint16) * 16 + 100)):
+            folder = os.path.join(cls.root, name)
+            os.makedirs(folder)
+            write_rgb(os.path.join(folder, f"{name}.tif"), array)
+            cls.inputs[name] = folder
+
+    def predict(self, model, name, *flags):
+        out = os.path.join(self.root, "out", os.path.basename(model), name, *flags)
+        run = run_tool("predict", f"--model={model}", f"--input={self.inputs[name]}",
+                       f"--output_dir={out}", "--window=32", *flags)
+        path = os.path.join(out, f"{name}_classes.tif")
+        if not os.path.exists(path):
+            return run, None
+        with rasterio.open(path) as got:
+            return run, got.read(1)
+
+    def test_input_of_another_dtype_is_refused_in_one_line(self):
+        run, classes = self.predict(self.model16_dir, "eight")
+        self.assertEqual(run.returncode, 1, run.stderr[-3000:])
+        self.assertIsNone(classes)
+        self.assertNotIn("Traceback", run.stderr)
+        refusal = [ln for ln in run.stderr.splitlines() if "eight.tif: uint8 pixels" in ln]
+        self.assertLen(refusal, 1)
+        self.assertRegex(refusal[0], r"SKIPPED .*eight\.tif: uint8 pixels but the model was "
+                                     r"trained on uint16; pass --rescale_input=dtype \(the "
+                                     r"full uint8 range onto uint16's\), range .* or none")
+
+    def test_rescale_dtype_gives_the_matching_input_classes(self):
+        self.assertGreater(len(np.unique(self.want)), 1)
+        # uint8 file -> uint16 model: x * 65535/255 = x * 257.
+        run, classes = self.predict(self.model16_dir, "eight", "--rescale_input=dtype")
+        self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+        self.assertAllEqual(classes, self.want)
+        # uint16 file -> uint8 model: x * 255/65535, the uint8 values again.
+        run, classes = self.predict(self.model8_dir, "sixteen", "--rescale_input=dtype")
+        self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+        self.assertAllEqual(classes, self.want)
+
+    def test_rescale_range_maps_each_band_min_max(self):
+        # 16 x + 100 spans 100..4180 per band: range maps it onto 0..255, x again;
+        # as it is (none) it is another picture.
+        run, classes = self.predict(self.model8_dir, "offset", "--rescale_input=range")
+        self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+        self.assertAllEqual(classes, self.want)
+        run, classes = self.predict(self.model8_dir, "offset", "--rescale_input=none")
+        self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+        self.assertNotAllEqual(classes, self.want)
+
+    def test_nodata_pixels_are_255(self):
+        image = self.u8.copy()
+        image[5:9, 10:20] = 0                    # the file's nodata value on every band
+        folder = os.path.join(self.root, "holes")
+        os.makedirs(folder)
+        write_rgb(os.path.join(folder, "holes.tif"), image, nodata=0)
+        if read_raster(os.path.join(folder, "holes.tif")).valid is None:
+            self.skipTest("core.data.raster.read_raster does not return the nodata mask yet")
+        self.inputs["holes"] = folder
+        run, classes = self.predict(self.model8_dir, "holes")
+        self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+        want = inference.predict_tile(self.model8, image, window=32).argmax(-1)
+        want[(image == 0).all(-1)] = 255         # the hole, and pixel (0, 0)
+        self.assertEqual(np.sum(want == 255), 41)
+        self.assertAllEqual(classes, want)
 
 
 if __name__ == "__main__":

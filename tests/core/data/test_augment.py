@@ -1,4 +1,5 @@
 """Tests for core.data.augment: image and label move together, colour ops."""
+import dataclasses
 import itertools
 import math
 
@@ -300,6 +301,81 @@ class PatchStageAndXlaTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllClose(tf.cast(a[0], tf.float32), tf.cast(b[0], tf.float32), atol=1.0)
             self.assertAllEqual(a[1], b[1])
             self.assertAllEqual(a[0][..., 3], b[0][..., 3])  # not optical: moved only
+
+
+class BitDepthTest(tf.test.TestCase, parameterized.TestCase):
+    """intensity_ranges: the colour ops mean the same on 12-bit or signed bands
+    as on 8-bit ones (every op is relative to [lo, hi], so mapping 8-bit
+    values affinely onto [lo, hi] maps the augmented values the same way)."""
+
+    def _pair(self, ranges, **kwargs):
+        rng = np.random.default_rng(11)
+        image8 = rng.uniform(0, 255, (6, 12, 12, 5)).astype(np.float32)
+        label = np.zeros((6, 12, 12), np.uint8)
+        lo, hi = np.asarray(ranges, np.float32).T
+        mapped = image8.copy()
+        mapped[..., :4] = lo[:4] + image8[..., :4] * ((hi - lo)[:4] / 255)
+        base = dict(NO_SPATIAL, rgb_channels=(0, 1, 2), optical_channels=(0, 1, 2, 3), **kwargs)
+        out8, _ = augment(image8, label, AugmentConfig(**base), seed=[3, 9])
+        cfg = AugmentConfig(**base, intensity_ranges=tuple(map(tuple, ranges)))
+        out, _ = augment(mapped, label, cfg, seed=[3, 9])
+        self.assertAllEqual(out[..., 4], mapped[..., 4])          # elevation untouched
+        return image8, out8.numpy(), mapped, out.numpy(), lo[:4], hi[:4], cfg
+
+    def test_brightness_is_a_fraction_of_each_band_full_scale(self):
+        # 12-bit bands in uint16 (train max 4095) and one of max 1000.
+        ranges = [(0, 4095)] * 3 + [(0, 1000), (0, 1)]
+        image8, out8, mapped, out, lo, hi, _ = self._pair(ranges, brightness=0.1)
+        offset8 = (out8 - image8)[..., :4].reshape(6, -1, 4)
+        offset = (out - mapped)[..., :4].reshape(6, -1, 4)
+        # Unclipped patches: one offset per patch, delta * (hi - lo) per band,
+        # delta the same fraction as the 8-bit run's offset / 255.
+        for b in range(6):
+            inside = ((out8[b, ..., :4] > 0) & (out8[b, ..., :4] < 255)).reshape(-1, 4).all(-1)
+            delta = offset8[b, inside][0, 0] / 255
+            self.assertLessEqual(abs(delta), 0.1 + 1e-6)
+            self.assertAllClose(offset[b, inside], np.broadcast_to(delta * (hi - lo),
+                                                                   offset[b, inside].shape),
+                                rtol=1e-4, atol=1e-3 * hi)
+        self.assertGreater(np.abs(offset[..., 0]).max(), 0.05 * 4095)
+
+    @parameterized.named_parameters(
+        ("twelve_bit_all_ops", [(0, 4095)] * 4 + [(0, 1)],
+         dict(brightness=0.2, contrast=0.3, saturation=0.3, hue=0.1, gamma=0.4,
+              noise_std=0.02)),
+        ("signed_per_band", [(-1000, 3000), (0, 4095), (-5, 20), (0, 65535), (0, 1)],
+         dict(brightness=0.2, contrast=0.3, gamma=0.4, noise_std=0.02)))
+    def test_same_augmentation_as_on_8_bit_data(self, ranges, kwargs):
+        _, out8, mapped, out, lo, hi, cfg = self._pair(ranges, **kwargs)
+        scale = (hi - lo) / 255
+        self.assertAllClose(out[..., :4], lo + out8[..., :4] * scale, rtol=1e-4,
+                            atol=2e-3 * scale.max())
+        self.assertTrue((out[..., :4] >= lo).all() and (out[..., :4] <= hi).all())
+        self.assertGreater(np.mean((out8[..., :4] == 0) | (out8[..., :4] == 255)), 0)
+        # The XLA-compiled function computes the same.
+        compiled, _ = augment(mapped, np.zeros(mapped.shape[:3], np.uint8),
+                              dataclasses.replace(cfg, xla=True), seed=[3, 9])
+        self.assertAllClose(compiled, out, rtol=1e-4, atol=2e-3 * scale.max())
+
+    def test_uint16_input_float32_output(self):
+        # Flips/quarter turns move the uint16 pixels (XLA), brightness adds
+        # one offset per patch of at most 0.1 * 4095; nothing clips in [500, 3500].
+        image = np.random.default_rng(1).integers(500, 3500, (4, 8, 8, 3)).astype(np.uint16)
+        label = np.zeros((4, 8, 8), np.uint8)
+        cfg = AugmentConfig(brightness=0.1, intensity_ranges=((0, 4095),) * 3)
+        out, _ = augment(image, label, cfg, seed=[1, 2])
+        self.assertEqual(out.dtype, tf.float32)
+        out = out.numpy()
+        offsets = (out.mean((1, 2, 3)) - image.mean((1, 2, 3)))
+        for b in range(4):
+            self.assertAllClose(np.sort(out[b].ravel() - offsets[b]), np.sort(image[b].ravel()),
+                                atol=0.05)
+        self.assertLessEqual(np.abs(offsets).max(), 409.5 + 0.05)
+        self.assertGreater(np.abs(offsets).max(), 100)
+        with self.assertRaisesRegex(ValueError, "intensity_ranges has 3 entries for 4"):
+            augment(np.zeros((2, 8, 8, 4), np.uint16), label, cfg, seed=[1, 2])
+        with self.assertRaisesRegex(ValueError, "one \\(lo, hi\\) with hi > lo"):
+            AugmentConfig(intensity_ranges=((5, 5),))
 
 
 class ReproducibilityAndErrorsTest(tf.test.TestCase):

@@ -370,8 +370,6 @@ class DecodePaletteTest(tf.test.TestCase):
         self.assertAllEqual(ids, [[2, 0, 1, 5], [4, 3, 255, 2]])
         self.assertEqual(counts, {"unknown": 0, "ignore": 1})
 
-    @unittest.skip("enable when core.data.raster.read_raster returns the "
-                   "palette of palette-indexed PNGs (helper A's work)")
     def test_palette_png_through_read_raster(self):
         from PIL import Image
         from core.data import raster

@@ -1,4 +1,5 @@
-"""Tests for core.data.pipeline on a small prepared store."""
+"""Tests for core.data.pipeline on small hand-written v2 stores (tests/store_v2.py):
+uint8 with a DSM (the fast uint8 path), uint16 / int16 / float32 optical bands."""
 import collections
 import dataclasses
 import os
@@ -6,16 +7,18 @@ import shutil
 
 import numpy as np
 import tensorflow as tf
+from absl.testing import parameterized
 
 from core.data import pipeline
+from core.data.patches import grid_windows
 from core.data.augment import AugmentConfig
 from core.data.pipeline import PipelineConfig
-from core.data.prepare import prepare
 from tests.distribute import two_replica_strategy
-from tests.core.data.test_prepare import make_folder_dataset
+from tests.store_v2 import random_tiles, write_store
 
 P = 16
 SIZES = [(37, 50), (30, 41), (45, 45), (20, 33), (17, 16)]   # last two: val
+BANDS = ["R", "G", "B", "IR"]
 FULL_AUG = AugmentConfig(xla=False, rotate_deg=20, scale_range=(0.9, 1.1), crop=0.8, brightness=0.1,
                          contrast=0.1, saturation=0.1, hue=0.05, gamma=0.1, noise_std=0.01)
 
@@ -34,13 +37,13 @@ class PipelineTest(tf.test.TestCase):
         super().setUpClass()
         root = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "pipeline_store")
         shutil.rmtree(root, ignore_errors=True)
-        src, cls.store = os.path.join(root, "src"), os.path.join(root, "store")
-        make_folder_dataset(src, SIZES, seed=1)
-        cls.info = prepare("folder", src, cls.store, elevation="dsm", val_tiles=["tile3", "tile4"])
+        cls.root, cls.store = root, os.path.join(root, "store")
+        cls.info = write_store(cls.store, random_tiles(SIZES, val=("tile3", "tile4"), seed=1),
+                               bands=BANDS)
         cls.tiles = {}
         for name, t in cls.info["tiles"].items():
             image = np.load(os.path.join(cls.store, t["files"]["image"])).astype(np.float32)
-            elev = np.load(os.path.join(cls.store, t["files"]["elevation"]))
+            elev = np.load(os.path.join(cls.store, t["files"]["dsm"]))
             label = np.load(os.path.join(cls.store, t["files"]["label"]))
             cls.tiles[name] = (np.concatenate([image, elev[..., None]], -1), label)
 
@@ -186,7 +189,11 @@ class PipelineTest(tf.test.TestCase):
         info = pipeline.dataset_info(cfg)
         self.assertEqual(info["bands"], ["IR", "R", "G"])
         self.assertEqual(info["in_channels"], 3)
-        self.assertEqual(info["mean"], [self.info["mean"][i] for i in (3, 0, 1)])
+        stats = self.info["band_stats"]
+        self.assertEqual(info["mean"], [stats[b]["mean"] for b in ("IR", "R", "G")])
+        self.assertEqual(info["std"], [stats[b]["std"] for b in ("IR", "R", "G")])
+        self.assertEqual(info["dtype"], "uint8")
+        self.assertEqual(info["band_ranges"]["IR"], [stats["IR"]["min"], stats["IR"]["max"]])
         index = {k: v for k, v in self.window_index().items()}
         sub = {np.frombuffer(k, np.float32).reshape(P, P, 5)[..., [3, 0, 1]]
                .astype(np.uint8).tobytes(): v for k, v in index.items()}
@@ -196,6 +203,9 @@ class PipelineTest(tf.test.TestCase):
         for image, label in self.patches(ds, 8):
             self.assertEqual(image.shape, (P, P, 3))
             self.assertAllEqual(label, sub[image.tobytes()][3])
+        # Augmented, too (rounded back to uint8 in the augmentation).
+        aug = pipeline.train_dataset(dataclasses.replace(cfg, augment=FULL_AUG))
+        self.assertEqual(aug.element_spec["image"], tf.TensorSpec([4, P, P, 3], tf.uint8))
         half = self.cfg(scale=0.5)
         n = sum(int(b["label"].shape[0]) for b in pipeline.eval_dataset(half, "train"))
         self.assertEqual(n, pipeline.num_patches(half, "train"))
@@ -217,17 +227,109 @@ class PipelineTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, "split 'test' not in"):
             pipeline.eval_dataset(self.cfg(), "test")
         rgb_store = os.path.join(self.get_temp_dir(), "rgb_store")
-        prepare("folder", self.info["source"], rgb_store, bands="RGB", val_tiles=["tile4"])
-        with self.assertRaisesRegex(ValueError, r"bands IRRG: \['IR'\] not in the store \(RGB\)"):
+        write_store(rgb_store, random_tiles(SIZES[:2], val=("tile1",), bands=3, kinds=()),
+                    bands=["R", "G", "B"])
+        with self.assertRaisesRegex(ValueError, r"^bands IRRG: \['IR'\] not in the store "
+                                                r"\(R,G,B\); choose among those\.$"):
             pipeline.train_dataset(self.cfg(data_dir=rgb_store, bands="IRRG"))
         with self.assertRaisesRegex(ValueError, "store has none"):
             pipeline.train_dataset(self.cfg(data_dir=rgb_store, elevation=True))
-        with self.assertRaisesRegex(ValueError, "store holds 'dsm'"):
+        with self.assertRaisesRegex(ValueError, r"elevation 'ndsm' requested but the store "
+                                                r"holds \['dsm'\]"):
             pipeline.train_dataset(self.cfg(elevation="ndsm"))
         for kwargs in [dict(sampling="sliding"), dict(patch_size=0), dict(scale=0.0),
                        dict(batch_size=0), dict(stride=0)]:
             with self.assertRaisesRegex(ValueError, "PipelineConfig"):
                 self.cfg(**kwargs)
+
+
+class BitDepthTest(tf.test.TestCase, parameterized.TestCase):
+    """uint16 / int16 / float32 optical bands: float32 batches holding the
+    stored values, augmentation relative to each band's train max."""
+
+    def store(self, dtype, kinds=(), **kwargs):
+        root = os.path.join(self.get_temp_dir(), f"store_{np.dtype(dtype).name}_{len(kinds)}")
+        tiles = random_tiles(SIZES, val=("tile3", "tile4"), dtype=dtype, kinds=kinds, seed=2,
+                             **kwargs)
+        if np.dtype(dtype) == np.int16:   # negative values too
+            for t in tiles.values():
+                t["image"] = (t["image"].astype(np.int32) - 20000).astype(np.int16)
+        write_store(root, tiles, bands=BANDS)
+        return root, tiles
+
+    def cfg(self, data_dir, **kwargs):
+        return PipelineConfig(**{**dict(data_dir=data_dir, patch_size=P, batch_size=4,
+                                        augment=None, shuffle_buffer=8, deterministic=True,
+                                        seed=3), **kwargs})
+
+    @parameterized.parameters(np.uint16, np.int16, np.float32)
+    def test_batches_hold_the_stored_values_as_float32(self, dtype):
+        root, tiles = self.store(dtype, kinds=("ndsm",))
+        want = {}
+        for split in ("train", "val"):
+            for name, t in tiles.items():
+                if t["split"] != split:
+                    continue
+                full = np.concatenate([t["image"].astype(np.float32), t["ndsm"][..., None]], -1)
+                full = padded(full, 0)
+                for y, x in grid_windows(*t["label"].shape, P):
+                    want[full[y:y + P, x:x + P].tobytes()] = split
+        for ds, split in ((pipeline.train_dataset(self.cfg(root)), "train"),
+                          (pipeline.eval_dataset(self.cfg(root), "val"), "val")):
+            self.assertEqual(ds.element_spec["image"].dtype, tf.float32)
+            self.assertEqual(ds.element_spec["image"].shape[-1], 5)
+            for batch in ds.take(3):
+                for image in batch["image"].numpy():
+                    self.assertEqual(want.get(image.tobytes()), split)
+        # Optical only, a band subset: float32 too, values exact; a memory
+        # cache (tiles kept in the source dtype) gives the same stream.
+        cfg = self.cfg(root, bands="IRB", elevation="none", sampling="random",
+                       patches_per_epoch=8)
+        ds = pipeline.train_dataset(cfg)
+        self.assertEqual(ds.element_spec["image"], tf.TensorSpec([4, P, P, 2], tf.float32))
+        plain = [b["image"].numpy() for b in ds.take(3)]
+        cached = [b["image"].numpy() for b in pipeline.train_dataset(
+            dataclasses.replace(cfg, cache="memory")).take(3)]
+        self.assertAllEqual(np.stack(cached), np.stack(plain))
+        windows = set()
+        for t in tiles.values():
+            image = padded(t["image"][..., [3, 2]].astype(np.float32), 0)
+            h, w = image.shape[:2]
+            windows |= {image[y:y + P, x:x + P].tobytes()
+                        for y in range(h - P + 1) for x in range(w - P + 1)}
+        for patch in np.concatenate(plain):
+            self.assertIn(patch.tobytes(), windows)
+
+    def test_scaled_uint16_tiles_are_area_averages_not_truncated(self):
+        root, tiles = self.store(np.uint16)
+        half = next(iter(pipeline.eval_dataset(self.cfg(root, scale=0.5, batch_size=1,
+                                                        elevation="none"), "val")))
+        t = tiles["tile3"]["image"]   # 20x33 -> 10x16 (rounded), first window
+        want = tf.image.resize(t.astype(np.float32), (10, 16), method="area").numpy()
+        self.assertAllClose(half["image"][0, :10, :16], want, rtol=1e-6)
+        self.assertTrue((half["image"].numpy() % 1 != 0).any())
+
+    def test_uint16_brightness_is_a_fraction_of_the_band_max(self):
+        # A 12-bit band in uint16: train max 4095; every pixel 2000 but one.
+        image = np.full((32, 32, 4), 2000, np.uint16)
+        image[0, 0] = 4095
+        tiles = {"t0": {"image": image, "label": np.zeros((32, 32), np.uint8), "split": "train"},
+                 "t1": {"image": image, "label": np.zeros((32, 32), np.uint8), "split": "val"}}
+        root = os.path.join(self.get_temp_dir(), "twelve_bit")
+        write_store(root, tiles, bands=BANDS)
+        aug = AugmentConfig(flips=False, rot90=False, brightness=0.1, xla=False)
+        deltas = []
+        for batch in pipeline.train_dataset(self.cfg(root, augment=aug)).take(4):
+            self.assertEqual(batch["image"].dtype, tf.float32)
+            for patch in batch["image"].numpy():
+                d = np.median(patch.reshape(-1, 4), axis=0) - 2000
+                self.assertAllClose(d, np.full(4, d[0]), atol=1e-2)   # all optical bands
+                # One offset for the whole patch (but the 4095 pixel, clipped).
+                self.assertLessEqual(np.sum(np.abs(patch - (2000 + d[0])) > 1e-2), 4)
+                deltas.append(d[0])
+        deltas = np.abs(deltas)
+        self.assertLessEqual(deltas.max(), 0.1 * 4095 + 1e-2)
+        self.assertGreater(deltas.max(), 0.05 * 4095)   # 255-based deltas stay below 25.5
 
 
 if __name__ == "__main__":

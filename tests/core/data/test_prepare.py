@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tifffile
 
-from core.data import synthetic
+from core.data import geotiff, synthetic
 from core.data.labels import POTSDAM
 from core.data.prepare import prepare
 from core.data.tiles import TileError
@@ -35,7 +35,9 @@ def make_folder_dataset(root, sizes, *, seed=0, elevation=True, bands=4):
         image = rng.integers(0, 256, (h, w, bands), dtype=np.uint8)
         ids = rng.integers(0, 6, (h, w)).astype(np.uint8)
         elev = rng.normal(5.0, 2.0, (h, w)).astype(np.float32)
-        tifffile.imwrite(os.path.join(root, "images", f"{stem}_RGBIR.tif"), image)
+        # R,G,B,IR with the 4th band tagged data (ExtraSamples 0), as GDAL
+        # writes PHOTOMETRIC=RGB + ALPHA=UNSPECIFIED.
+        geotiff.write_geotiff(os.path.join(root, "images", f"{stem}_RGBIR.tif"), image, None)
         tifffile.imwrite(os.path.join(root, "masks", f"{stem}_label.tif"), palette[ids])
         if elevation:
             tifffile.imwrite(os.path.join(root, "elevation", f"{stem}.tif"), elev)
@@ -222,8 +224,8 @@ class FolderTest(tf.test.TestCase):
             for stem in ("tile0", "tile1", "tile2"):
                 h, w = self.arrays[stem][1].shape
                 images[stem] = (rng.random((h, w, 4)) * top).astype(dtype)
-                tifffile.imwrite(os.path.join(self.src, "images", f"{stem}_RGBIR.tif"),
-                                 images[stem])
+                geotiff.write_geotiff(os.path.join(self.src, "images", f"{stem}_RGBIR.tif"),
+                                      images[stem], None)
             info = prepare("folder", self.src, dst, val_tiles=["tile2"])
             self.assertEqual(info["dtype"], dtype)
             for stem, image in images.items():
@@ -237,14 +239,15 @@ class FolderTest(tf.test.TestCase):
 
     def test_mixed_dtypes_constant_band_and_no_labels_are_refused(self):
         image = os.path.join(self.src, "images", "tile1_RGBIR.tif")
-        tifffile.imwrite(image, self.arrays["tile1"][0].astype(np.uint16))
+        geotiff.write_geotiff(image, self.arrays["tile1"][0].astype(np.uint16), None)
         with self.assertRaisesRegex(TileError, r"tile1_RGBIR.tif: 4 bands of uint16, but "
                                     r".*tile0_RGBIR.tif has 4 of uint8"):
             prepare("folder", self.src, self.dst)
         for stem in ("tile0", "tile1", "tile2"):
             constant = self.arrays[stem][0].copy()
             constant[..., 3] = 7
-            tifffile.imwrite(os.path.join(self.src, "images", f"{stem}_RGBIR.tif"), constant)
+            geotiff.write_geotiff(os.path.join(self.src, "images", f"{stem}_RGBIR.tif"),
+                                  constant, None)
         with self.assertRaisesRegex(ValueError, r"band IR is constant \(7\) over the train split"):
             prepare("folder", self.src, self.dst + "_c", val_tiles=["tile2"])
         for stem in ("tile0", "tile1"):
@@ -285,6 +288,21 @@ class FolderTest(tf.test.TestCase):
         self.assertAllClose(info["band_stats"]["R"]["mean"], r.astype(np.float64).mean(),
                             rtol=1e-10)
 
+    def test_a_fourth_band_tagged_alpha_is_data_when_the_bands_count_it(self):
+        # tifffile's (and GDAL's) default tags the 4th band of RGBIR as alpha.
+        for stem, (image, _, _) in self.arrays.items():
+            tifffile.imwrite(os.path.join(self.src, "images", f"{stem}_RGBIR.tif"), image)
+        info = prepare("folder", self.src, self.dst, src_bands="RGBIR", val_tiles=["tile2"])
+        self.assertEqual(info["bands"], ["R", "G", "B", "IR"])
+        stored = np.load(os.path.join(self.dst, "tiles", "tile0.image.npy"))
+        self.assertAllEqual(stored, self.arrays["tile0"][0])
+        self.assertEqual(info["tiles"]["tile0"]["nodata_pixels"], 0)
+        # Undeclared, it masks (IR == 0 -> no data) and a warning names the fix.
+        with self.assertLogs("core.data.prepare", "WARNING") as logs:
+            info = prepare("folder", self.src, self.dst + "_rgb", val_tiles=["tile2"])
+        self.assertEqual(info["bands"], ["R", "G", "B"])
+        self.assertTrue(any("--src_bands=RGBIR" in m for m in logs.output), logs.output)
+
     def test_val_fraction_is_seeded(self):
         a = prepare("folder", self.src, self.dst, val_fraction=0.34, seed=3)
         self.assertLen(a["splits"]["val"], 1)
@@ -307,11 +325,11 @@ class FolderTest(tf.test.TestCase):
         image = os.path.join(self.src, "images", "tile2_RGBIR.tif")
         data = open(image, "rb").read()
         open(image, "wb").write(data[:len(data) // 3])
-        with self.assertRaisesRegex(TileError, "tile2_RGBIR.tif: unreadable or truncated"):
+        with self.assertRaisesRegex(TileError, "tile2_RGBIR.tif: truncated TIFF"):
             prepare("folder", self.src, self.dst)
         with self.assertRaisesRegex(ValueError, "every tile is in the val split"):
             prepare("folder", self.src, self.dst, val_tiles=["tile0", "tile1", "tile2"])
-        with self.assertRaisesRegex(ValueError, "dataset must be potsdam, inria or folder"):
+        with self.assertRaisesRegex(ValueError, "Unknown data set .isprs.; expected one of potsdam, vaihingen"):
             prepare("isprs", self.src, self.dst)
         empty = os.path.join(self.get_temp_dir(), "empty")
         os.makedirs(os.path.join(empty, "images"), exist_ok=True)

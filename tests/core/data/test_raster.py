@@ -22,6 +22,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 
 from core.data import raster as raster_lib
+from core.data import raster_gdal
 from core.data.raster import read_raster
 from core.data.tiles import TileError
 
@@ -303,7 +304,8 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         with mock.patch.dict(sys.modules, {"imagecodecs": None}), \
                 mock.patch.object(tifffile.tifffile, "imagecodecs", pure_python), \
                 mock.patch.object(tifffile.TIFF, "DECOMPRESSORS",
-                                  tifffile.tifffile.CompressionCodec(encode=False)):
+                                  tifffile.tifffile.CompressionCodec(encode=False)), \
+                mock.patch.object(raster_gdal, "available", lambda: False):
             with self.assertRaises(TileError) as caught:
                 read_raster(path)
         message = str(caught.exception)
@@ -317,7 +319,8 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
                 mock.patch.object(tifffile.TIFF, "DECOMPRESSORS",
                                   tifffile.tifffile.CompressionCodec(encode=False)), \
                 mock.patch.object(tifffile.TIFF, "UNPREDICTORS",
-                                  tifffile.tifffile.PredictorCodec(encode=False)):
+                                  tifffile.tifffile.PredictorCodec(encode=False)), \
+                mock.patch.object(raster_gdal, "available", lambda: False):
             with self.assertRaisesRegex(TileError, r"^[^\n]*fp\.tif: TIFF with floating-point "
                                                    r"predictor needs the imagecodecs package"):
                 read_raster(path)
@@ -334,7 +337,8 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
 
         with mock.patch.object(imagecodecs, "lerc_decode", missing), \
                 mock.patch.object(tifffile.TIFF, "DECOMPRESSORS",
-                                  tifffile.tifffile.CompressionCodec(encode=False)):
+                                  tifffile.tifffile.CompressionCodec(encode=False)), \
+                mock.patch.object(raster_gdal, "available", lambda: False):
             with self.assertRaises(TileError) as caught:
                 read_raster(path)
         message = str(caught.exception)
