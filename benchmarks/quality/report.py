@@ -99,6 +99,7 @@ def learning_curve(path: Path, rows: dict) -> None:
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    import matplotlib.ticker  # pylint: disable=import-outside-toplevel
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for system, style in (("ours", "o-"), ("keras", "s--")):
@@ -110,6 +111,9 @@ def learning_curve(path: Path, rows: dict) -> None:
                         f", seed {seed})")
     ax.set(xscale="log", xlabel="training steps (batch 8, 256x256)", ylabel="held-out mIoU",
            title="dubai-aerial, whole held-out images")
+    ax.set_xticks(sorted({k[1] for k in rows}))  # the measured lengths, not powers of 10
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.grid(True, which="both", alpha=.3)
     ax.legend()
     fig.tight_layout()
