@@ -49,10 +49,10 @@ import numpy as np
 import tensorflow as tf
 
 from core import inference
+from core.data.raster import SOURCE_DTYPES
 
 MODEL_INFO = "model_info.json"
 FORMAT_VERSION = 1
-INPUT_DTYPES = ("uint8", "uint16", "int16", "float32")
 
 
 class ExportError(ValueError):
@@ -148,9 +148,9 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
         mean = np.asarray(model.mean).tolist() if hasattr(model, "mean") else [0.0] * c
     if std is None:
         std = np.asarray(model.std).tolist() if hasattr(model, "std") else [1.0] * c
-    if input_dtype is not None and str(input_dtype) not in INPUT_DTYPES:
+    if input_dtype is not None and str(input_dtype) not in SOURCE_DTYPES:
         raise ExportError(f"input_dtype {input_dtype!r}: expected one of "
-                          f"{', '.join(INPUT_DTYPES)}")
+                          f"{', '.join(SOURCE_DTYPES)}")
     if band_ranges is not None:
         unknown = [b for b in band_ranges if b not in list(bands)]
         if unknown:

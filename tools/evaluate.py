@@ -84,14 +84,15 @@ def main(argv):
     if not FLAGS.model or not FLAGS.data_dir:
         raise app.UsageError("--model and --data_dir are required")
     from core import export, inference, metrics
-    from core.data import pipeline, store as store_lib
+    from core.data import pipeline
+    from core.data.datasets import ELEVATION_BANDS
 
     # --- model and store ---
     try:
         model, info = export.load_model(FLAGS.model, FLAGS.checkpoint)
         store = pipeline.load_info(FLAGS.data_dir)
         names, bands = list(info["class_names"]), list(info["bands"])
-        stored = store["bands"] + [store_lib.ELEVATION_BANDS[k] for k in store["elevations"]]
+        stored = store["bands"] + [ELEVATION_BANDS[k] for k in store["elevations"]]
         missing = [b for b in bands if b not in stored]
         if missing or len(store["class_names"]) != len(names):
             raise ValueError(f"{FLAGS.data_dir}: the store has bands {stored} and "
@@ -117,8 +118,8 @@ def main(argv):
                       for k, t in runs.items()}
     except ValueError as err:  # WorkdirError, ExportError, TileError too
         raise SystemExit(f"tools.evaluate: {err}") from None
-    optical = [b for b in bands if b not in store_lib.ELEVATION_BANDS.values()]
-    kind = {"DSM": "dsm", "nDSM": "ndsm"}.get(bands[-1], "none")
+    optical = [b for b in bands if b not in ELEVATION_BANDS.values()]
+    kind = {band: k for k, band in ELEVATION_BANDS.items()}.get(bands[-1], "none")
     split_tiles = store["splits"][FLAGS.split][:FLAGS.max_tiles or None]
     tile_iter = pipeline.iter_tiles(FLAGS.data_dir, FLAGS.split, bands=optical,
                                     elevation=kind)

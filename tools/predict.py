@@ -91,12 +91,13 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescal
     or None: False where the file or the elevation has no data)."""
     import numpy as np
     from core.data import tiles
+    from core.data.datasets import ELEVATION_BANDS
     from core.data.raster import read_raster
     raster, want = read_raster(path), list(info["bands"])
     # A palette-indexed file holds colour indices: its pixels are the colours.
     image = raster.array if raster.palette is None else raster.palette[raster.array[..., 0]]
-    optical = [b for b in want if b not in ("DSM", "nDSM")]
-    heights = [b for b in want if b in ("DSM", "nDSM")]
+    optical = [b for b in want if b not in ELEVATION_BANDS.values()]
+    heights = [b for b in want if b in ELEVATION_BANDS.values()]
     if bands:
         image = tiles.select_bands(image, bands, optical, path=path)
     elif image.shape[-1] != len(want):

@@ -49,6 +49,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from core.data.datasets import ELEVATION_BANDS
 from core.data.warp import PHILOX, affine_transforms, dihedral_moves, uniform, warp_impl
 
 @dataclasses.dataclass(frozen=True)
@@ -390,14 +391,11 @@ def _run(image, label, seed, cfg: AugmentConfig, output_dtype):
     return image, label
 
 
-ELEVATION_CHANNELS = ("DSM", "nDSM")
-
-
 def channels_for_bands(bands: Sequence[str]) -> dict:
     """rgb_channels / optical_channels for a band list like
     ["IR","R","G","B","nDSM"]: every band but the elevation ones (DSM, nDSM)
     is optical; R, G, B (when all there) are the RGB triple."""
-    optical = tuple(i for i, b in enumerate(bands) if b not in ELEVATION_CHANNELS)
+    optical = tuple(i for i, b in enumerate(bands) if b not in ELEVATION_BANDS.values())
     rgb = ()
     if all(b in bands for b in ("R", "G", "B")):
         rgb = tuple(list(bands).index(b) for b in ("R", "G", "B"))

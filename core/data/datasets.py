@@ -33,7 +33,10 @@ from core.data import dataset_files as files_lib
 from core.data.dataset_files import Source  # noqa: F401  (part of this API)
 from core.data.labels import LabelSpec
 
-ELEVATION_KINDS = ("dsm", "ndsm")
+# Elevation kinds an archive can have -> the channel name each is fed as.
+# One home: prepare, the store reader, augmentation, evaluate and predict.
+ELEVATION_BANDS = {"dsm": "DSM", "ndsm": "nDSM"}
+ELEVATION_KINDS = tuple(ELEVATION_BANDS)
 
 
 @dataclasses.dataclass(frozen=True)

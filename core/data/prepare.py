@@ -48,15 +48,13 @@ from core.data import datasets as datasets_lib
 from core.data import label_decode
 from core.data import labels as labels_lib
 from core.data import tiles as tiles_lib
-from core.data.raster import read_raster
+from core.data.datasets import ELEVATION_BANDS, ELEVATION_KINDS
+from core.data.raster import SOURCE_DTYPES, read_raster
 from core.data.tiles import TileError
 
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = "ortholoop-tiles-npy-v2"
-ELEVATION_KINDS = ("dsm", "ndsm")
-ELEVATION_BAND = {"dsm": "DSM", "ndsm": "nDSM"}
-SOURCE_DTYPES = ("uint8", "uint16", "int16", "float32")
 
 
 def _fingerprint(source, options: dict) -> str:
@@ -344,7 +342,7 @@ def _info(dataset, src, sources, records, split, spec, src_names, kinds) -> dict
     if not labelled:
         raise ValueError(f"{src}: the train split ({len(train)} tiles) has no "
                          "labelled pixel; check the label files and --classes.")
-    names = list(src_names) + [ELEVATION_BAND[k] for k in kinds]
+    names = list(src_names) + [ELEVATION_BANDS[k] for k in kinds]
     stats = band_stats.combine([records[n]["stats"] for n in train])
     constant = [n for n, s in zip(names, stats) if s["std"] == 0.0]
     if constant:

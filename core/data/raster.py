@@ -50,7 +50,9 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # JPEG 2000 (JP2 box, raw codestream) and GDAL's VRT: formats only GDAL reads here.
 _GDAL_ONLY_MAGIC = (b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51", b"<VRTData")
-_KEPT_DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
+# The pixel types kept as they are (`Raster.array`), so the ones a store and
+# a model's input can have; others are converted (module docstring).
+SOURCE_DTYPES = ("uint8", "uint16", "int16", "float32")
 _FLOAT32_EXACT_INT = 2 ** 24
 
 
@@ -229,7 +231,7 @@ def _valid(array: np.ndarray, decoded: Decoded) -> np.ndarray | None:
 def _contract_dtype(array: np.ndarray, path: Path) -> np.ndarray:
     """The dtype rules of the module docstring."""
     dtype = array.dtype
-    if any(dtype == t for t in _KEPT_DTYPES):
+    if dtype.name in SOURCE_DTYPES:
         return array
     if dtype == bool:
         return array.astype(np.uint8)

@@ -24,15 +24,13 @@ import numpy as np
 import tensorflow as tf
 
 from core.data import patches as patches_lib
+from core.data.datasets import ELEVATION_BANDS
+from core.data.prepare import STORE_FORMAT
+from core.data.raster import SOURCE_DTYPES
 from core.data.tiles import BAND_TOKENS
 
 if TYPE_CHECKING:  # the config lives with the datasets that take it
     from core.data.pipeline import PipelineConfig
-
-STORE_FORMAT = "ortholoop-tiles-npy-v2"
-OPTICAL_DTYPES = ("uint8", "uint16", "int16", "float32")
-# Elevation kind (info.json "elevations", file key) -> its channel name.
-ELEVATION_BANDS = {"dsm": "DSM", "ndsm": "nDSM"}
 
 
 def load_info(data_dir: str | os.PathLike) -> dict:
@@ -53,9 +51,9 @@ def load_info(data_dir: str | os.PathLike) -> dict:
         raise ValueError(f"{path}: store format {found!r}, this version reads "
                          f"{STORE_FORMAT!r}; re-run `python -m tools.prepare` "
                          f"into a new --dst.")
-    if info.get("dtype") not in OPTICAL_DTYPES:
+    if info.get("dtype") not in SOURCE_DTYPES:
         raise ValueError(f"{path}: optical dtype {info.get('dtype')!r}, expected "
-                         f"one of {', '.join(OPTICAL_DTYPES)}.")
+                         f"one of {', '.join(SOURCE_DTYPES)}.")
     return info
 
 

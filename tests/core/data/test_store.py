@@ -6,6 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from core.data import store
+from core.data.datasets import ELEVATION_BANDS
+from core.data.prepare import STORE_FORMAT
 from core.data.pipeline import PipelineConfig
 from tests.store_v2 import random_tiles, write_store
 
@@ -16,8 +18,8 @@ def stats(mean, std, lo, hi):
 
 def info(bands=("R", "G", "B", "IR"), elevations=("dsm", "ndsm"), dtype="uint16"):
     """A v2 info dict (no tiles): band k has mean 10k+1, std k+1, range [k, 1000k+999]."""
-    names = list(bands) + [store.ELEVATION_BANDS[k] for k in elevations]
-    return {"format": store.STORE_FORMAT, "bands": list(bands), "dtype": dtype,
+    names = list(bands) + [ELEVATION_BANDS[k] for k in elevations]
+    return {"format": STORE_FORMAT, "bands": list(bands), "dtype": dtype,
             "elevations": list(elevations),
             "band_stats": {n: stats(10.0 * k + 1, k + 1.0, float(k), 1000.0 * k + 999)
                            for k, n in enumerate(names)}}
