@@ -171,8 +171,8 @@ def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dic
                         {"image": source.image, "label": source.label,
                          **source.elevations}.items()},
             "files": files, "stats": stats,
-            "shapes": {k: list(np.load(out_dir / f, mmap_mode="r").shape)
-                       for k, f in files.items()}}
+            "shapes": {"image": list(image.shape), "label": list(ids.shape),
+                       **{k: list(e.shape) for k, e in elevations.items()}}}
 
 
 def _is_done(out_dir: Path, name: str, fingerprint: str):
