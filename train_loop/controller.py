@@ -193,11 +193,16 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
     eval_ds = (eval_dataset_fn(None) if multi_worker
                else strategy.distribute_datasets_from_function(eval_dataset_fn))
     iterator = iter(train_ds)
-    # Built once (its functions traced once); a new iterator at every recompute,
-    # ending after the batches it needs so that no input work outlives it.
+    # Rebuilt at every recompute, not re-iterated: a seeded shuffle reshuffles
+    # for each new iterator of one dataset object, so the batches would depend
+    # on how many recomputes this process has run, and a resumed run would
+    # see other batches than an uninterrupted one. `take` ends it after the
+    # batches it needs so that no input work outlives it.
     bn_batches = config.batch_norm.recompute_batches
-    bn_ds = (strategy.distribute_datasets_from_function(
-        lambda ctx: bn_dataset_fn(ctx).take(bn_batches)) if bn_batches else None)
+
+    def bn_batches_iterator():
+        return iter(strategy.distribute_datasets_from_function(
+            lambda ctx: bn_dataset_fn(ctx).take(bn_batches)))
 
     # --- restore: the newest readable `latest` checkpoint, if any ---
     # `latest` holds the data iterator too (its position and shuffle buffer),
@@ -249,7 +254,7 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
         iterator of `bn_dataset_fn` (the same batches at every evaluation,
         whether or not the run was resumed); returns the seconds spent."""
         tic = time.perf_counter()
-        done = bn_recompute.recompute_batch_norm(model, iter(bn_ds), bn_batches, strategy)
+        done = bn_recompute.recompute_batch_norm(model, bn_batches_iterator(), bn_batches, strategy)
         seconds = time.perf_counter() - tic
         log(f"step {step}: batch-norm statistics re-estimated on {done['batches']} "
             f"batches ({done['layers']} layers, {seconds:.1f} s)")
