@@ -98,6 +98,8 @@ WINDOW, OVERLAP, FILTERS, DEPTH, MAX_LR = 512, 0.25, 32, 4, 0.1
 FIXED_FLAGS = ("data_dir", "train_steps", "patch_size", "batch_size", "seed", "eval_every",
                "workdir_root", "workdir", "deterministic", "flagfile")
 STEP_LINE = re.compile(r"step (\d+)/\d+ loss \S+ lr \S+ ([\d.]+) img/s")
+EPOCH_LINE = re.compile(r"\((\d+) steps, (\d+) per epoch")
+BN_LINE = re.compile(r"re-estimated on (\d+) batches \(\d+ layers, ([\d.]+) s\)")
 
 
 # --- staging: the toolkit's folder layout, split by area -------------------------
@@ -178,6 +180,23 @@ def parse_flag_sets(text: str) -> list[tuple[str, ...]]:
     return list(dict.fromkeys(sets))  # a repeated set runs once
 
 
+def recompute_cost(log_text: str, step_seconds: float) -> dict | None:
+    """The first batch-norm recompute in a tools.train log and its share of an
+    epoch's training at `step_seconds` a step: the default --eval_every=0
+    evaluates, and so recomputes, once per epoch; the same for the mean of the
+    later ones, if any (`later_*`). None: no recompute logged."""
+    epoch, recompute = EPOCH_LINE.search(log_text), BN_LINE.findall(log_text)
+    if not (epoch and recompute):
+        return None
+    batches, seconds, per_epoch = int(recompute[0][0]), float(recompute[0][1]), int(epoch.group(2))
+    later = [float(s) for _, s in recompute[1:]]  # traced and warmed up already
+    return {"batches": batches, "seconds": seconds, "steps_per_epoch": per_epoch,
+            "step_seconds": step_seconds, "epoch_share": seconds / (per_epoch * step_seconds),
+            "later_seconds": later,
+            "later_epoch_share": (sum(later) / len(later) / (per_epoch * step_seconds)
+                                  if later else None)}
+
+
 def train_ours(args, store: Path, steps: int, extra: tuple[str, ...] = ()) -> dict:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     root = args.work / "runs" / f"ours-steps{steps}-seed{args.seed}-{stamp}"
@@ -199,10 +218,12 @@ def train_ours(args, store: Path, steps: int, extra: tuple[str, ...] = ()) -> di
         raise RuntimeError(f"tools.train logged step {done} of {steps} ({root / 'train.log'})")
     steady = slice(1, None) if len(images) > 1 else slice(None)
     config = json.loads((workdirs[0] / "config.json").read_text(encoding="utf-8"))
+    bn = recompute_cost(text, sum(seconds[steady]) / (sum(images[steady]) / args.batch_size))
     return {"workdir": workdirs[0], "train_wall": wall, "first_loop": seconds[0],
             "images_per_s": sum(images[steady]) / sum(seconds[steady]), "command": cmd,
             "precision": config.get("train", {}).get("model", {}).get("policy", "?"),
-            "flags": shlex.join(extra), "config": report.config_summary(config)}
+            "flags": shlex.join(extra), "config": report.config_summary(config),
+            "bn_recompute": bn}
 
 
 def evaluate_ours(args, store: Path, workdir: Path) -> tuple[dict, dict, float]:

@@ -82,6 +82,7 @@ def make_row(system: str, steps: int, args, total: dict, class_names: list,
             "command": shlex.join(["python", *trained["command"][1:]])
             if "command" in trained else None,
             "flags": trained.get("flags", ""), "config": trained.get("config"),
+            "bn_recompute": trained.get("bn_recompute"),
             "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC"),
             "load": round(os.getloadavg()[0], 1)}
 
@@ -101,7 +102,8 @@ def row_line(row: dict) -> str:
 def markdown_table(rows: dict, class_names: list) -> str:
     head = (["system", "flags", "precision", "steps", "seed", "mIoU", "OA"]
             + [f"IoU {c}" for c in class_names]
-            + ["train img/s", "train wall", "s/step", "scoring", "load", "finished"])
+            + ["train img/s", "train wall", "s/step", "BN recompute", "scoring", "load",
+               "finished"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key in sorted(rows, key=lambda k: (k[1], k[2], k[0] != "ours", k[3])):
         r = rows[key]
@@ -109,7 +111,8 @@ def markdown_table(rows: dict, class_names: list) -> str:
                   _f(r["mean_iou"]), _f(r["overall_accuracy"])]
                  + [_f(r["iou"].get(c), 3) for c in class_names]
                  + [f"{r['images_per_s']:.2f}", f"{r['train_wall']:.0f} s",
-                    f"{r['batch'] / r['images_per_s']:.2f}", f"{r['eval_wall']:.0f} s",
+                    f"{r['batch'] / r['images_per_s']:.2f}", bn_cell(r),
+                    f"{r['eval_wall']:.0f} s",
                     str(r["load"]),
                     r["finished"]])
         lines.append("| " + " | ".join(cells) + " |")
@@ -120,12 +123,22 @@ def _flags_cell(row: dict) -> str:
     return f"`{row['flags']}`" if row.get("flags") else "(defaults)"
 
 
+def bn_cell(row: dict) -> str:
+    """The batch-norm recompute before the row's evaluation, as a share of one
+    epoch's training (the default --eval_every evaluates once per epoch)."""
+    bn = row.get("bn_recompute")
+    if not bn:
+        return "-"
+    return (f"{bn['batches']} b, {bn['seconds']:.1f} s = {100 * bn['epoch_share']:.1f} % "
+            f"of {bn['steps_per_epoch']} steps")
+
+
 def sweep_table(rows: dict, class_names: list) -> str:
     """Ours' rows at each step count with at least one flagged row, best mIoU first;
     "used" is what tools.train ran with (config.json), so rows of defaults measured
     before a change of the defaults say which defaults they had."""
     head = (["flags", "used", "steps", "seed", "mIoU", "OA"] + [f"IoU {c}" for c in class_names]
-            + ["train wall", "s/step", "load", "finished"])
+            + ["train wall", "s/step", "BN recompute", "load", "finished"])
     lengths = sorted({k[1] for k in rows if k[0] == "ours" and k[3]})
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for steps in lengths:
@@ -138,7 +151,7 @@ def sweep_table(rows: dict, class_names: list) -> str:
                  _f(r["mean_iou"]), _f(r["overall_accuracy"])]
                 + [_f(r["iou"].get(c), 3) for c in class_names]
                 + [f"{r['train_wall']:.0f} s", f"{r['batch'] / r['images_per_s']:.2f}",
-                   str(r["load"]), r["finished"]]) + " |")
+                   bn_cell(r), str(r["load"]), r["finished"]]) + " |")
     return "\n".join(lines)
 
 
@@ -232,7 +245,12 @@ def write(out: Path, rows: dict, class_names: list, machine: str, args, names: d
         "(start-up, tracing, one validation pass on held-out patches at the end, "
         "checkpoints), keras = build + fit. "
         "scoring: ours = the `tools.evaluate` process, keras = in process. load: 1-minute "
-        "load average when the row finished.",
+        "load average when the row finished. BN recompute (ours): the batch-norm "
+        "statistics re-estimated before the run's one evaluation, batches and seconds "
+        "as tools.train logged them (the first recompute of a process: it includes "
+        "tracing the forward pass and filling the shuffle buffer), and that time as a "
+        "share of training one epoch at the row's s/step: the cost per epoch of the "
+        "default --eval_every=0 (one evaluation per epoch).",
         "",
         f"Machine (last invocation): {machine}. The 2 cores are shared with other agents' "
         "jobs: times vary with their load, so compare within a row's time, not across runs.",

@@ -34,6 +34,26 @@ class FlagSetsTest(unittest.TestCase):
                 bench_quality.parse_flag_sets(f"--max_lr=0.2;{bad}")
 
 
+class RecomputeCostTest(unittest.TestCase):
+
+    def test_first_recompute_as_a_share_of_an_epoch(self):
+        log = ("I1129 train.py:71] new run in /x/unet (150 steps, 100 per epoch, precision m\n"
+               "I1129 controller.py:254] step 150: batch-norm statistics re-estimated on 20 "
+               "batches (26 layers, 15.0 s)\n"
+               "I1129 controller.py:254] step 300: batch-norm statistics re-estimated on 20 "
+               "batches (26 layers, 9.0 s)\n")
+        cost = bench_quality.recompute_cost(log, 2.5)
+        self.assertEqual(cost["batches"], 20)
+        self.assertEqual(cost["seconds"], 15.0)  # the first one
+        self.assertEqual(cost["steps_per_epoch"], 100)
+        self.assertAlmostEqual(cost["epoch_share"], 15.0 / 250.0)
+        self.assertEqual(cost["later_seconds"], [9.0])
+        self.assertAlmostEqual(cost["later_epoch_share"], 9.0 / 250.0)
+        self.assertEqual(report.bn_cell({"bn_recompute": cost}),
+                         "20 b, 15.0 s = 6.0 % of 100 steps")
+        self.assertIsNone(bench_quality.recompute_cost(log.splitlines()[0], 2.5))
+
+
 class SweepTableTest(unittest.TestCase):
 
     def test_rows_keyed_by_flags_ranked_and_written(self):
