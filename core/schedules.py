@@ -164,8 +164,10 @@ class ReduceOnPlateau(_Monitor):
       min_lr: lower bound. mode: "max" (mean IoU) or "min" (a loss).
     """
 
-    def __init__(self, learning_rate: "float | tf.Variable", factor: float = 0.1,
-                 patience: int = 10, cooldown: int = 0, min_lr: float = 0.0,
+    # factor and patience have no default here: the run's config
+    # (train_loop.config.OptimConfig, read by the flags too) is their one home.
+    def __init__(self, learning_rate: "float | tf.Variable", *, factor: float,
+                 patience: int, cooldown: int = 0, min_lr: float = 0.0,
                  mode: str = "max", min_delta: float = 1e-4,
                  name: str = "reduce_on_plateau"):
         super().__init__(mode, min_delta, name)

@@ -89,21 +89,15 @@ class BatchNormConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything `train_loop.controller.train` needs besides the data."""
-    model: ModelConfig = ModelConfig()
+    # Factories, not instances: OptimConfig() imports core.optim (TensorFlow),
+    # and the binaries' flag modules read this module's defaults without it.
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: str = "ce"
     class_weights: Optional[Tuple[float, ...]] = None
     focal_gamma: float = 2.0
-    optim: OptimConfig = OptimConfig()
-    loop: LoopConfig = LoopConfig()
-    batch_norm: BatchNormConfig = BatchNormConfig()
-
-
-_CENTER_NAMES = {
-    "conv": "conv",
-    "serial_dilated": "serial",
-    "parallel_dilated": "parallel",
-    "residual": "residual",
-}
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
+    batch_norm: BatchNormConfig = dataclasses.field(default_factory=BatchNormConfig)
 
 
 def experiment_name(config: TrainConfig, *, patch_size: int, scale: float,
@@ -117,7 +111,7 @@ def experiment_name(config: TrainConfig, *, patch_size: int, scale: float,
     parts += [
         f"skip{m.depth}",
         "residual" if m.residual else "plain",
-        f"{_CENTER_NAMES.get(m.center, m.center)}Center",
+        f"{m.center.split('_')[0]}Center",  # serial_dilated -> serialCenter
         o.optimizer + ("nesterov" if o.nesterov else ""),
         config.loss.replace("+", "_").replace("*", "x"),
         f"bs{batch_size}",

@@ -18,7 +18,7 @@ from tests.isolation import without_project
 
 from core import export, inference
 from layers import UNet
-from tests.core.test_inference import random_conv
+from tests.helpers import random_conv
 
 WINDOW, OVERLAP, TTA = 16, 0.25, None  # in-graph TTA: tests/core/test_inference.py
 
