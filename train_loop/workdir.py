@@ -12,9 +12,11 @@ Layout (DESIGN.md):
       tensorboard/{train,validation}/
       export/              SavedModel (tools.export)
       DONE                 written when training ends; a run without it resumes
+      LOCK                 while a training runs in it: host, pid, start time
 
 Re-running the same command resumes the newest run of the same experiment
 name, or reports that it has finished; nothing here ever deletes a folder.
+One training at a time per workdir (`train_loop.workdir_lock`).
 """
 from __future__ import annotations
 
