@@ -209,6 +209,8 @@ def dice_loss(labels, logits, *, ignore_index: int = IGNORE_INDEX,
 
     For each class k: D_k = (2 sum p_k y_k + s) / (sum p_k + sum y_k + s);
     loss = 1 - mean_k D_k (same notation as jaccard_loss).
+    segmentation_models_pytorch's DiceLoss(smooth=s) is this with smooth 2s
+    when every class is in the batch (it zeroes an absent class's term).
 
     Returns:
       float32 scalar, 0 if no pixel is valid.

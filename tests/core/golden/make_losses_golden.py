@@ -21,14 +21,17 @@ Where the definitions match, and where they do not:
            label smoothing (without weights: torch applies the weights to
            the smoothing term per class, which core.losses does not).
   dice, jaccard  smp DiceLoss / JaccardLoss("multiclass", smooth=1,
-           ignore_index=255): per class over the batch, like ours, but smp
+           ignore_index=255): per class over the batch, like ours. smp's Dice
+           score is (I + s) / ((P + T) / 2 + s), ours (2 I + s) / (P + T + s):
+           smp's smooth s is ours 2s (its Jaccard smoothing is ours). smp
            zeroes the term of a class absent from the labels and still
            divides by K, where ours keeps its smoothed term (which tends to 0
-           only as its probabilities do). Equal when every class is present
-           (case "all_present"); with a class absent (case "absent") smp's
-           value is ours with class weights 1 on the present classes and 0
-           on the absent ones, times |present| / K: the test checks that.
-           smp's class_weights are a weighted mean over classes, as ours.
+           only as the class's probabilities do). So the two are equal when
+           every class is present (cases "all_present", "uneven"); with a
+           class absent (case "absent") smp's value is ours with class
+           weights 1 on the present classes and 0 on the absent ones, times
+           |present| / K: the test checks that. smp's class_weights are a
+           weighted mean over classes, as ours.
   focal    smp's FocalLoss("multiclass") is a different loss: a sigmoid
            (one-vs-rest binary) focal loss per class, averaged over classes,
            with RetinaNet's alpha. Its softmax form,
