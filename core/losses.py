@@ -254,9 +254,10 @@ def lovasz_softmax(labels, logits, *, ignore_index: int = IGNORE_INDEX,
     each image of the batch on its own pixels and classes, then averaged
     over the B images. An image without a valid pixel counts as 0 in that
     mean, with zero gradient: the intent of Berman's code (its hinge loss
-    returns 0 there; its softmax version returns an empty tensor). The per-image loss optimises the mean of the
-    images' IoUs, the batch loss the IoU of the batch; per image, a class
-    present in a few images only is not averaged away in the others.
+    returns 0 there; its softmax version returns an empty tensor). The
+    per-image loss optimises the mean of the images' IoUs, the batch loss
+    the IoU of the batch: per image, a class present in a few images only
+    weighs as much in those images as the classes present everywhere.
 
     Ignored pixels get error -1 so they sort last; their terms are then
     zeroed, and since g_i only depends on the pixels before i the result is
