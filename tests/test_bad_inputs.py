@@ -116,6 +116,17 @@ def setUpModule():  # pylint: disable=invalid-name
         os.makedirs(F[key])
         for name, array in files.items():
             _write_tile(os.path.join(F[key], name), array)
+    # A folder predicted before into itself (outside the hashed tree: the
+    # outputs land there): a tile and two earlier outputs, garbage here, which
+    # fail loudly if read as inputs.
+    F["rerun"] = os.path.join(root, "rerun")
+    os.makedirs(F["rerun"])
+    _write_tile(os.path.join(F["rerun"], "a.tif"), image)
+    with open(os.path.join(F["rerun"], "a.tif"), "rb") as f:
+        F["rerun_hash"] = hashlib.sha256(f.read()).hexdigest()
+    for name in ("a_classes.tif", "a_colour.png"):
+        with open(os.path.join(F["rerun"], name), "wb") as f:
+            f.write(b"an earlier run's output")
     with open(os.path.join(F["mixed"], "broken.tif"), "wb") as f:
         f.write(b"II*\x00 this is not a TIFF")
     # `folder` archives for prepare.
@@ -171,6 +182,16 @@ def _only_c_predicted(test, out):
     test.assertEqual(sorted(os.listdir(out)), ["c_classes.tif", "c_colour.png"])
 
 
+def _rerun_outputs_replaced(test, out):
+    del out  # the outputs went to the input folder
+    test.assertEqual(sorted(os.listdir(F["rerun"])), ["a.tif", "a_classes.tif", "a_colour.png"])
+    with open(os.path.join(F["rerun"], "a.tif"), "rb") as f:
+        test.assertEqual(hashlib.sha256(f.read()).hexdigest(), F["rerun_hash"])
+    classes = iio.imread(os.path.join(F["rerun"], "a_classes.tif"))
+    test.assertEqual(classes.shape, (20, 24))  # the earlier garbage was replaced
+    test.assertLess(classes.max(), len(CLASSES))
+
+
 MIXED = ["--model={export}", "--input={mixed}", "--output_dir={out}"]
 
 
@@ -224,6 +245,22 @@ CASES = [
     Case("predict_nothing_matches", "predict",
          ["--model={export}", "--input={out}/*.tif", "--output_dir={out}"], 1,
          r"--input={out}/\*\.tif: no file or folder matches"),
+    Case("predict_two_inputs_one_stem", "predict",
+         ["--model={export}", "--input={same_stem}", "--output_dir={out}"], 1,
+         r"^tools\.predict: {same_stem}/scene\.png and {same_stem}/scene\.tif would both "
+         r"write scene_classes\.tif in --output_dir; rename one, or give --input a pattern",
+         _no_workdir_written),
+    Case("predict_twice_into_its_input_folder", "predict",
+         ["--model={export}", "--input={rerun}", "--output_dir={rerun}"], 0,
+         r"not predicting 2 earlier output\(s\) of tools\.predict in --output_dir "
+         r"\(a_classes\.tif, a_colour\.png\)", _rerun_outputs_replaced),
+    Case("predict_output_dir_is_a_file", "predict",
+         ["--model={export}", "--input={good}", "--output_dir={a_file}"], 1,
+         r"^tools\.predict: --output_dir={a_file} is a file, not a folder; give a folder$"),
+    Case("predict_output_dir_not_writable", "predict",
+         ["--model={export}", "--input={good}", "--output_dir=/sys/ortholoop_predictions"], 1,
+         r"^tools\.predict: --output_dir=/sys/ortholoop_predictions: cannot write in /sys "
+         r"\(Permission denied\); choose another --output_dir$"),
     # --- damaged models ---
     Case("predict_corrupt_saved_model_pb", "predict",
          ["--model={export_bad_pb}", "--input={good}", "--output_dir={out}"], 1,
