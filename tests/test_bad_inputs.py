@@ -261,6 +261,16 @@ CASES = [
          ["--model={export}", "--input={good}", "--output_dir=/sys/ortholoop_predictions"], 1,
          r"^tools\.predict: --output_dir=/sys/ortholoop_predictions: cannot write in /sys "
          r"\(Permission denied\); choose another --output_dir$"),
+    Case("prepare_data_dir_is_a_file", "prepare",
+         ["--prepare_dataset=folder", "--prepare_src={arch_palette}", "--data_dir={a_file}"], 1,
+         r"--data_dir={a_file} is a file, not a folder; give a folder$"),
+    Case("make_demo_data_out_under_a_file", "make_demo_data", ["--out={a_file}/demo"], 1,
+         r"--out={a_file}/demo cannot be created: {a_file} is a file$"),
+    Case("lr_find_output_dir_is_a_file", "lr_find",
+         ["--data_dir={store}", *TRAIN, "--output_dir={a_file}"], 1,
+         r"^tools\.lr_find: --output_dir={a_file} is a file, not a folder; give a folder$"),
+    Case("export_dir_is_a_file", "export", ["--workdir={workdir}", "--export_dir={a_file}"], 1,
+         r"^tools\.export: --export_dir={a_file} is a file, not a folder; give a folder$"),
     # --- damaged models ---
     Case("predict_corrupt_saved_model_pb", "predict",
          ["--model={export_bad_pb}", "--input={good}", "--output_dir={out}"], 1,

@@ -17,7 +17,7 @@ import os
 from absl import app, flags, logging
 
 from tools import data_flags  # noqa: F401  (defines the data flags)
-from tools import prepare_flags, train_flags
+from tools import outputs, prepare_flags, train_flags
 
 flags.DEFINE_integer("num_steps", 100, "lr_find: steps of the sweep (>= 2).")
 flags.DEFINE_float("smoothing", 0.98, "lr_find: beta of the smoothed loss (EMA).")
@@ -42,8 +42,19 @@ def _sweep_range(values):
 FLAGS = flags.FLAGS
 
 
+def _check_output(output_dir: str) -> None:
+    """Before the sweep, whose results would otherwise be lost at the end."""
+    try:
+        outputs.check_output_dir(output_dir, "--output_dir",
+                                 files=("lr_find.csv", "lr_find.png"))
+    except outputs.OutputError as err:
+        raise SystemExit(f"tools.lr_find: {err}") from None
+
+
 def main(argv):
     del argv
+    if FLAGS.output_dir:  # a folder given: checked before TensorFlow is imported
+        _check_output(FLAGS.output_dir)
     import tensorflow as tf  # after absl parsed flags
     from core import losses, optim, precision
     from core.data import pipeline
@@ -66,6 +77,7 @@ def main(argv):
         config, patch_size=pipe_cfg.patch_size, scale=pipe_cfg.scale,
         batch_size=pipe_cfg.batch_size)
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir_root, f"lr_find-{name}")
+    _check_output(output_dir)
 
     # --- model, loss, optimizer: as tools.train builds them ---
     tf.random.set_seed(FLAGS.seed)
