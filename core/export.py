@@ -18,7 +18,10 @@ only needs TensorFlow). It holds:
       (a plain restored function, not a signature: `tools.predict` drives
       its own sliding windows with it).
   model_info: a `tf.saved_model.Asset`, assets/model_info.json: class names,
-      palette, bands, normalisation mean/std, num_classes, in_channels, depth,
+      palette, bands, normalisation mean/std (the model's in-graph first op,
+      (x - mean) / std: with a pretrained encoder, what its weights expect,
+      see layers/pretrained.py; "encoder" names the encoder and where its
+      weights came from), num_classes, in_channels, depth,
       the predict_tile settings, and what the inputs were in training:
       "input_dtype" (numpy dtype name of the optical bands: uint8, uint16,
       int16 or float32) and "band_ranges" {band: [min, max]} over the train
@@ -135,6 +138,7 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
                     overlap: float = 0.25, tta: Any = None, batch_size: int = 4,
                     input_dtype: str | None = None,
                     band_ranges: dict[str, Sequence[float]] | None = None,
+                    encoder_weights: dict | None = None,
                     extra: dict | None = None) -> dict:
     """The model_info.json content, checked against the model.
 
@@ -143,6 +147,8 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
         "uint16", "int16", "float32"; info.json's `dtype`); None if unknown.
       band_ranges: {band: [min, max]} of the training bands (info.json
         band_stats, train split); None if unknown.
+      encoder_weights: a pretrained encoder's encoder.json (source, the
+        normalisation its weights expect), or None.
 
     Raises:
       ExportError: class names/palette/bands that do not match the model, an
@@ -182,6 +188,10 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
         "tta": list(inference.parse_tta(tta)), "batch_size": int(batch_size),
         "input_dtype": None if input_dtype is None else str(input_dtype),
         "band_ranges": band_ranges,
+        "normalisation": "(x - mean) / std per band, inside the model (its first op): "
+                         "the signatures take raw band values",
+        "encoder": {"name": str(getattr(model, "config", {}).get("encoder", "unet")),
+                    "weights": encoder_weights},
         "signatures": {
             "serving_default": "images [N,H,W,C] float32 (raw band values of "
                                "input_dtype) -> probabilities [N,H,W,K] "
@@ -387,6 +397,15 @@ def damaged_message(path: str, err: BaseException, remedy: str) -> str:
     return f"{found[0]} is damaged (cannot be read: {found[1]}); {remedy}"
 
 
+def _encoder_weights_info(config: dict) -> dict | None:
+    """The pretrained weights a run started from: their folder and
+    encoder.json as recorded in config.json at the start, or None."""
+    encoder = (config.get("train") or {}).get("encoder") or {}
+    if not encoder.get("weights"):
+        return None
+    return {"folder": encoder["weights"], **(encoder.get("weights_info") or {})}
+
+
 def load_model(path: str, checkpoint: str = "best"):
     """A model for inference from a SavedModel export or an experiment workdir.
 
@@ -423,7 +442,8 @@ def load_model(path: str, checkpoint: str = "best"):
             # A v1 store (no "dtype") held uint8 optical bands only.
             "input_dtype": data.get("dtype") or (
                 "uint8" if data.get("format") == "ortholoop-tiles-npy-v1" else None),
-            "band_ranges": data.get("band_ranges")}
+            "band_ranges": data.get("band_ranges"),
+            "encoder_weights": _encoder_weights_info(config)}
     if len(info["palette"]) != k:  # a distinct grey per class when none is known
         info["palette"] = [[int(v)] * 3 for v in np.linspace(0, 255, k)]
     return model, info

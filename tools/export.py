@@ -61,6 +61,7 @@ def main(argv):
             bands=info["bands"], mean=info["mean"], std=info["std"], window=FLAGS.window,
             overlap=FLAGS.overlap, tta=FLAGS.tta, batch_size=FLAGS.batch_size,
             input_dtype=info.get("input_dtype"), band_ranges=info.get("band_ranges"),
+            encoder_weights=info.get("encoder_weights"),
             extra={"dataset": info.get("dataset"), "checkpoint": FLAGS.checkpoint,
                    "workdir": os.path.abspath(FLAGS.workdir)})
 

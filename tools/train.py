@@ -87,7 +87,7 @@ def main(argv):
     def model_fn():
         # Synchronised batch norm when there are several replicas, so the
         # statistics are those of the global batch.
-        return workdir_lib.build_model(run_config,
+        return workdir_lib.build_model(run_config, for_training=True,
                                        cross_replica_bn=strategy.num_replicas_in_sync > 1,
                                        bn_momentum=config.batch_norm.momentum)
 

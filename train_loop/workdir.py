@@ -157,17 +157,41 @@ def mark_finished(workdir: str, summary: dict) -> None:
     _atomic_write(os.path.join(workdir, DONE_FILE), json.dumps(_jsonable(summary), indent=2))
 
 
-def build_model(config: dict, **overrides):
+def build_model(config: dict, *, for_training: bool = False, **overrides):
     """The UNet a workdir's config.json describes (untrained).
 
     `overrides` are UNet arguments that do not belong to the saved model,
-    such as `cross_replica_bn` for the strategy at hand.
+    such as `cross_replica_bn` for the strategy at hand. `for_training`:
+    the model a run starts from, i.e. with a pretrained encoder's weights
+    (config "train" -> "encoder" -> "weights") loaded, the normalisation
+    those weights expect as the in-graph mean/std
+    (`layers.pretrained.input_normalisation`), and the encoder's freeze
+    switch when it is frozen first. A checkpoint restored afterwards
+    overrides all of these values.
     """
     import layers  # pylint: disable=import-outside-toplevel
+    from layers import pretrained  # pylint: disable=import-outside-toplevel
 
     kwargs = dict(config["model"])
     data = config.get("data", {})
-    return layers.UNet(**kwargs, mean=data.get("mean"), std=data.get("std"), **overrides)
+    mean, std = data.get("mean"), data.get("std")
+    encoder = (config.get("train") or {}).get("encoder") or {}
+    weights = encoder.get("weights") if for_training else None
+    if weights:
+        info = pretrained.read_encoder_info(weights, kwargs.get("encoder", "unet"))
+        c = int(kwargs["in_channels"])
+        mean, std = pretrained.input_normalisation(
+            info, data.get("bands") or [f"band{i}" for i in range(c)],
+            mean if mean is not None else [0.0] * c, std if std is not None else [1.0] * c,
+            data.get("dtype"))
+    if for_training and encoder.get("freeze_steps", 0) > 0:
+        overrides.setdefault("freezable_encoder", True)
+    model = layers.UNet(**kwargs, mean=mean, std=std, **overrides)
+    if weights:
+        side = 2 ** int(kwargs.get("depth", 4))
+        model(tf.zeros([1, side, side, int(kwargs["in_channels"])]), training=False)
+        pretrained.load_encoder_weights(model.encoder, weights, data["bands"])
+    return model
 
 
 def restore_model(workdir: str, which: str = "best"):
