@@ -271,6 +271,9 @@ CASES = [
          r"^tools\.lr_find: --output_dir={a_file} is a file, not a folder; give a folder$"),
     Case("export_dir_is_a_file", "export", ["--workdir={workdir}", "--export_dir={a_file}"], 1,
          r"^tools\.export: --export_dir={a_file} is a file, not a folder; give a folder$"),
+    Case("import_encoder_out_is_a_file", "import_encoder",
+         ["--encoder=resnet50", "--out={a_file}"], 1,
+         r"^tools\.import_encoder: --out={a_file} is a file, not a folder; give a folder$"),
     # --- damaged models ---
     Case("predict_corrupt_saved_model_pb", "predict",
          ["--model={export_bad_pb}", "--input={good}", "--output_dir={out}"], 1,
