@@ -11,7 +11,11 @@ EXTRAS = {
     # GDAL through rasterio: core.data.raster reads what tifffile/imagecodecs
     # and Pillow do not (JPEG 2000 orthophotos, VRT mosaics, TIFF codecs
     # imagecodecs lacks) through it when installed.
-    "geo": ["rasterio>=1.3"],
+    # Polygons from class rasters (tools.predict --vector): rasterio's shapes
+    # and rasterize (GDAL's polygonizer), shapely's geometry operations
+    # (coverage simplification, areas) and pyogrio, which writes GeoPackage /
+    # GeoJSON through GDAL's OGR drivers without geopandas.
+    "geo": ["rasterio>=1.3", "shapely>=2.1", "pyogrio>=0.7"],
     "plot": ["matplotlib>=3.7"],
     # What the test suite imports: references (scikit-learn for metrics,
     # SciPy's ndimage for eroded boundaries, Keras that ships with TensorFlow
