@@ -75,12 +75,14 @@ class CogWriter:
         raster (a GIS then draws the classes in their palette colours).
       masked: write an internal per-dataset mask (`write(..., valid=)`):
         no data for rasters whose every value is meaningful (probabilities).
+      tags: GDAL metadata {name: text} (e.g. the class names as JSON).
     """
 
     def __init__(self, path: str, *, height: int, width: int, count: int,
                  dtype: str = "uint8", crs=None, transform=None,
                  nodata: float | None = None, resampling: str = "nearest",
-                 colormap: dict | None = None, masked: bool = False):
+                 colormap: dict | None = None, masked: bool = False,
+                 tags: dict | None = None):
         rasterio = require_rasterio(f"{path}: Cloud-Optimized GeoTIFF output")
         if resampling not in ("nearest", "average"):
             raise ValueError(f"resampling={resampling!r}; expected nearest or average")
@@ -98,6 +100,8 @@ class CogWriter:
         if colormap:
             self._ds.write_colormap(1, {int(k): tuple(v) + (255,) * (4 - len(v))
                                         for k, v in colormap.items()})
+        if tags:
+            self._ds.update_tags(**tags)
 
     def write(self, array: np.ndarray, row: int, col: int,
               valid: np.ndarray | None = None) -> None:

@@ -26,6 +26,7 @@ each pixel's class (float32): 9 bytes per pixel, plus the geometries.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import warnings
 from typing import Sequence
@@ -64,6 +65,7 @@ class Layer:
 
 def polygonize(classes: np.ndarray, class_names: Sequence[str], *, transform=None,
                probabilities: np.ndarray | None = None,
+               class_probability: np.ndarray | None = None,
                keep: Sequence[str] | None = None, simplify: float = 0.0,
                min_area: float = 0.0) -> dict[str, Layer]:
     """Polygons of a class raster, one Layer per class.
@@ -74,6 +76,8 @@ def polygonize(classes: np.ndarray, class_names: Sequence[str], *, transform=Non
       class_names: the K class names (layer names).
       transform: rasterio Affine of the raster (None: pixel coordinates).
       probabilities: [H,W,K] float (0..1) or uint8 (probability * 255).
+      class_probability: instead, [H,W] the probability of each pixel's class
+        (float 0..1 or uint8 * 255), what a streamed prediction keeps.
       keep: class names to polygonise (default all).
       simplify: Douglas-Peucker tolerance in map units (0: the pixel outlines).
       min_area: smallest polygon kept, squared map units (pixel area).
@@ -96,17 +100,22 @@ def polygonize(classes: np.ndarray, class_names: Sequence[str], *, transform=Non
     pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
     wanted = np.zeros(256, bool)
     wanted[[names.index(k) for k in keep]] = True
-    shapes = [(shapely.geometry.shape(geom), int(value)) for geom, value in
-              features.shapes(classes, mask=wanted[classes], connectivity=4,
-                              transform=transform)]
+    found = list(features.shapes(classes, mask=wanted[classes], connectivity=4,
+                                 transform=transform))
     # Each pixel's polygon (1-based; the unsimplified outlines are pixel-exact,
-    # so rasterising them by pixel centre gives back the regions).
-    ids = features.rasterize(((g, i + 1) for i, (g, _) in enumerate(shapes)),
+    # so rasterising them by pixel centre gives back the regions). GeoJSON
+    # dicts go to GDAL as they are, and to shapely in one call: per-polygon
+    # shapely objects cost more than the polygonising itself.
+    ids = features.rasterize(((g, i + 1) for i, (g, _) in enumerate(found)),
                              out_shape=classes.shape, transform=transform, fill=0,
-                             dtype="int32") if shapes else np.zeros(classes.shape, np.int32)
+                             dtype="int32") if found else np.zeros(classes.shape, np.int32)
+    geometries = shapely.get_parts(shapely.from_geojson(json.dumps(
+        {"type": "GeometryCollection", "geometries": [g for g, _ in found]}))) if found else []
+    shapes = [(g, int(v)) for g, (_, v) in zip(geometries, found)]
     counts = np.bincount(ids.ravel(), minlength=len(shapes) + 1)
-    if probabilities is not None:
-        own = _own_class_probability(classes, probabilities, len(names))
+    if probabilities is not None or class_probability is not None:
+        own = (_own_class_probability(classes, probabilities, len(names))
+               if probabilities is not None else _scaled(class_probability, classes))
         sums = np.bincount(ids.ravel(), weights=own.ravel(), minlength=len(shapes) + 1)
         means = sums / np.maximum(counts, 1)
     else:
@@ -135,6 +144,17 @@ def _own_class_probability(classes, probabilities, num_classes) -> np.ndarray:
     if probabilities.dtype == np.uint8:
         own /= 255.0
     own[classes >= num_classes] = 0.0
+    return own
+
+
+def _scaled(class_probability, classes) -> np.ndarray:
+    """[H,W] probability of the own class as float32 0..1 (0 where no class)."""
+    if class_probability.shape != classes.shape:
+        raise ValueError(f"class_probability of shape {class_probability.shape}; expected "
+                         f"{classes.shape}")
+    own = class_probability.astype(np.float32)
+    if class_probability.dtype == np.uint8:
+        own /= 255.0
     return own
 
 

@@ -48,6 +48,7 @@ flags.DEFINE_enum("rescale_input", None, ["none", "dtype", "range"],
                   "differs. none: as they are; dtype: the input dtype's full range onto the "
                   "training dtype's (uint16 -> uint8: x * 255/65535; floats span 0..1); "
                   "range: each band's min..max in the file onto its training [min, max].")
+from tools import maps_out  # noqa: E402  --stream, --vector, shards, --merge (its flags)
 FLAGS = flags.FLAGS
 
 
@@ -140,13 +141,16 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescal
 
 def main(argv):
     del argv
+    if FLAGS.merge and FLAGS.output_dir and not (FLAGS.model or FLAGS.input):
+        return maps_out.merge_main()  # only merge what the shards wrote
     for name in ("model", "input", "output_dir"):
         if not FLAGS[name].value:
             raise app.UsageError(f"--{name} is required")
     import imageio.v3 as iio
     import numpy as np
-    from core import export, inference
+    from core import export, inference, streaming
     from core.data import geotiff, labels
+    from tools import shards
 
     # --- model ---
     try:
@@ -155,6 +159,9 @@ def main(argv):
             model, window=FLAGS.window or int(info.get("window", 512)),
             overlap=FLAGS.overlap, tta=FLAGS.tta, batch_size=FLAGS.batch_size)
         paths = list_inputs(FLAGS.input)
+        maps_out.check_flags()
+        num_shards, shard = shards.resolve(FLAGS.num_shards, FLAGS.shard_index)
+        paths = shards.select(paths, num_shards, shard)
         if FLAGS.rescale_input in ("dtype", "range") and not info.get("input_dtype"):
             raise ValueError(f"--rescale_input={FLAGS.rescale_input}: {FLAGS.model} does not "
                              "record the dtype it was trained on (input_dtype); use none")
@@ -164,13 +171,28 @@ def main(argv):
     except ValueError as err:
         raise SystemExit(f"tools.predict: {err}") from None
     os.makedirs(FLAGS.output_dir, exist_ok=True)
+    paths = maps_out.pending(paths, FLAGS.output_dir, info["class_names"])
     logging.info("%d tile(s), window %d, overlap %.2f, tta %s", len(paths),
                  predictor.window, predictor.overlap, predictor.tta)
 
     # --- predict and write, tile by tile ---
     progress, failed = inference.ProgressBar(len(paths)), []
+    if FLAGS.stream:  # one bar over the shard's windows
+        streamer = streaming.StreamPredictor(predictor, FLAGS.block)
+        progress = maps_out.ShardProgress(maps_out.count_windows(paths, streamer),
+                                          f"shard {shard + 1}/{num_shards}")
     for index, path in enumerate(paths):
         stem = os.path.splitext(os.path.basename(path))[0]
+        if FLAGS.stream:
+            try:
+                summary = maps_out.predict_streamed(path, os.path.join(FLAGS.output_dir, stem),
+                                                    streamer, info, training_values, progress)
+                logging.info("%s -> %s/%s_classes.tif; %s", path, FLAGS.output_dir, stem,
+                             summary)
+            except ValueError as err:  # unreadable, wrong bands, ...
+                logging.error("SKIPPED %s", err)
+                failed.append(path)
+            continue
         try:
             image, valid = model_input(path, info, FLAGS.bands, FLAGS.elevation, len(paths),
                                        FLAGS.rescale_input)
@@ -187,11 +209,17 @@ def main(argv):
         if geo is not None:  # the input's nodata means nothing for class ids
             geo = dataclasses.replace(geo, nodata=None)
         out = os.path.join(FLAGS.output_dir, stem)
-        geotiff.write_geotiff(out + "_classes.tif", classes, geo, nodata=labels.IGNORE_INDEX)
-        iio.imwrite(out + "_colour.png", labels.index_to_rgb(classes, info["palette"]))
+        # Each output under a temporary name, then moved: existing = complete.
+        with shards.atomic(out + "_classes.tif") as part:
+            geotiff.write_geotiff(part, classes, geo, nodata=labels.IGNORE_INDEX)
+        with shards.atomic(out + "_colour.png") as part:
+            iio.imwrite(part, labels.index_to_rgb(classes, info["palette"]))
         if FLAGS.save_probabilities:
-            geotiff.write_geotiff(out + "_probabilities.tif",
-                                  np.round(probabilities * 255).astype(np.uint8), geo)
+            with shards.atomic(out + "_probabilities.tif") as part:
+                geotiff.write_geotiff(part, np.round(probabilities * 255).astype(np.uint8), geo)
+        if FLAGS.vector:
+            maps_out.write_vector(out, classes, probabilities, info,
+                                  *maps_out.georeference(path))
         shares = np.bincount(classes.ravel(), minlength=256) / classes.size
         names = list(info["class_names"]) + (["no data"] if shares[255] else [])
         logging.info("%s -> %s_classes.tif%s; %s", path, out, "" if geo else " (no georeferencing)",
@@ -199,6 +227,10 @@ def main(argv):
                          info["class_names"])]) + [shares[255]])))
 
     # --- summary ---
+    if FLAGS.stream:
+        progress.close()
+    if FLAGS.merge and not failed:
+        maps_out.merge_main()
     if failed:
         raise SystemExit(f"tools.predict: {len(failed)} of {len(paths)} tile(s) failed: "
                          + ", ".join(failed))
