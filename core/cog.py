@@ -27,9 +27,11 @@ from typing import Any, Sequence
 import numpy as np
 
 BLOCK = 512
-# GDAL's raster block cache (MB) while writing: its default is 5 % of RAM,
-# which would make the peak memory of a large write depend on the machine.
-GDAL_CACHE_MB = 64
+# GDAL's raster block cache (MB) while reading and writing: its default is
+# 5 % of RAM, which would make the peak memory of a large raster depend on
+# the machine. A GDAL_CACHEMAX given in MB in the environment is honoured.
+GDAL_CACHE_MB = (int(os.environ["GDAL_CACHEMAX"])
+                 if os.environ.get("GDAL_CACHEMAX", "").isdigit() else 64)
 
 
 def require_rasterio(what: str):
@@ -45,7 +47,8 @@ def require_rasterio(what: str):
 def gdal_env(**options):
     """A rasterio.Env with GDAL's block cache capped (see GDAL_CACHE_MB)."""
     rasterio = require_rasterio("GDAL I/O")
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, **options)
+    # rasterio hands an int GDAL_CACHEMAX to GDALSetCacheMax64: bytes, not MB.
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB << 20, **options)
 
 
 def georeference(path: str) -> tuple[Any, Any]:

@@ -30,7 +30,7 @@ R = T + 2S (the side of an input region, at most):
                                     for GDAL), classes, mask
   kept windows   ceil((T+S-1)/s) * ceil((S-1)/s) * S^2 * K * 4
   batch          B * S^2 * 4 * (2C + 3K)    (as core.inference.peak_memory_bytes)
-  GDAL cache     core.cog.GDAL_CACHE_MB (64 MiB)
+  GDAL cache     core.cog.GDAL_CACHE_MB (64 MiB, or GDAL_CACHEMAX in MB)
 None of it depends on the raster's size (`peak_memory_bytes`). For T=2048,
 S=512, s=384, B=4, C=4, K=6: 0.45 + 0.12 + 0.06 + 0.09 + 0.11 + 0.07 =
 0.90 GiB.
@@ -52,8 +52,12 @@ Writer = Callable[[int, int, np.ndarray, "np.ndarray | None"], None]
 
 
 def peak_memory_bytes(*, window: int, overlap: float, batch_size: int, channels: int,
-                      num_classes: int, block: int, gdal_cache_mb: int = 64) -> dict:
-    """The module docstring's bound, by part (bytes) and its "total"."""
+                      num_classes: int, block: int, gdal_cache_mb: int | None = None) -> dict:
+    """The module docstring's bound, by part (bytes) and its "total";
+    gdal_cache_mb defaults to core.cog.GDAL_CACHE_MB."""
+    if gdal_cache_mb is None:
+        from core import cog  # pylint: disable=import-outside-toplevel
+        gdal_cache_mb = cog.GDAL_CACHE_MB
     stride, _ = inference._stride_margin(window, overlap)  # pylint: disable=protected-access
     region = (block + 2 * window) ** 2
     kept = (math.ceil((block + window - 1) / stride) * math.ceil((window - 1) / stride)

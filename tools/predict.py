@@ -19,6 +19,11 @@ dtype is not the model's input_dtype (model_info.json; e.g. an 8-bit file
 for a model trained on 16-bit imagery) is refused unless --rescale_input
 says how to map its values (core/data/rescale.py). Unreadable or refused
 files are reported and skipped (exit 1). One tools.* binary per process.
+
+Maps out (tools/maps_out.py): --stream reads and writes by window (rasters
+larger than memory, VRT mosaics) into Cloud-Optimized GeoTIFFs; --vector
+writes polygons; --num_shards/--shard_index split the inputs over machines,
+outputs are written atomically and skipped on rerun; --merge mosaics them.
 """
 import dataclasses
 import glob
