@@ -60,21 +60,36 @@ class ConfusionMatrix(tf.Module):
         """Adds a batch.
 
         Args:
-          labels: [...] integer true ids; `ignore_index` pixels are skipped.
-          predicted_ids: [...] integer predicted ids, same shape.
+          labels: [...] integer true ids in [0, K), or `ignore_index` for
+            pixels to skip.
+          predicted_ids: [...] integer predicted ids in [0, K), same shape
+            (not checked where the label is ignored).
         Returns:
           the assign_add op.
+        Raises:
+          tf.errors.InvalidArgumentError: when the op runs (eagerly, in a
+            tf.function or under strategy.run), for a label that is neither
+            in [0, K) nor `ignore_index` (a negative "void" label -1 too), or
+            a predicted id outside [0, K); the message gives the range of the
+            values seen. Under XLA (jit_compile) TensorFlow drops assertions.
         """
         k = self.num_classes
         labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
         predicted = tf.reshape(tf.cast(predicted_ids, tf.int64), [-1])
         keep = tf.not_equal(labels, self.ignore_index)
-        # Out-of-range ids would be silently dropped by bincount's maxlength;
-        # a label bug should fail loudly instead.
-        in_range = tf.logical_and(labels < k, tf.logical_and(predicted >= 0, predicted < k))
+        # An id outside [0, K) would land outside the K*K bins (dropped) or
+        # in another class's bin: a label bug must fail loudly instead. The
+        # min and max over the kept pixels are both the check (one pass each,
+        # as cheap as a reduce_all) and what the message shows.
+        label_range = _range(tf.where(keep, labels, 0))
+        predicted_range = _range(tf.where(keep, predicted, 0))
+        # The data are tensors and constant strings only: a string op would
+        # not compile under XLA (where TensorFlow drops the Assert itself).
         check = tf.debugging.Assert(
-            tf.reduce_all(tf.logical_or(tf.logical_not(keep), in_range)),
-            ["ConfusionMatrix: label or predicted id outside [0, num_classes)"])
+            tf.logical_and(_inside(label_range, k), _inside(predicted_range, k)),
+            [f"ConfusionMatrix.update: labels must be in [0, {k}) or the ignore index "
+             f"{self.ignore_index}, predicted ids in [0, {k}); ignored pixels left out, "
+             "the labels span", label_range, "and the predicted ids", predicted_range])
         # Ignored pixels go to an extra bin k*k, sliced off: no dynamic shapes.
         with tf.control_dependencies([check]):
             flat = tf.cast(tf.where(keep, labels * k + predicted, k * k), tf.int32)
@@ -201,6 +216,17 @@ def scores_from_matrix(matrix, exclude: Sequence[int] = ()) -> dict[str, tf.Tens
         "recall": ratio(tp, actual),
         "confusion_matrix": tf.cast(matrix, tf.int64),
     }
+
+
+def _range(values: tf.Tensor) -> tf.Tensor:
+    """[min, max] of int64 values, both 0 for an empty tensor (whose min
+    would otherwise be the largest int64)."""
+    return tf.stack([tf.minimum(tf.reduce_min(values), 0),
+                     tf.maximum(tf.reduce_max(values), 0)])
+
+
+def _inside(value_range: tf.Tensor, k: int) -> tf.Tensor:
+    return tf.logical_and(value_range[0] >= 0, value_range[1] < k)
 
 
 def _json(value) -> float | None:
