@@ -15,6 +15,7 @@ Flags (defined here, imported by tools.predict):
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -48,10 +49,6 @@ CLASS_NAMES_TAG = "CLASS_NAMES"
 
 def check_flags() -> None:
     """Flag combinations that cannot work (ValueError naming the flag)."""
-    if FLAGS.stream and FLAGS.elevation:
-        raise ValueError("--stream reads one raster per input; --elevation is not "
-                         "supported with it (stack the heights as the last band of a VRT, "
-                         "gdalbuildvrt -separate, or predict without --stream)")
     if FLAGS.stream and FLAGS.rescale_input == "range":
         raise ValueError("--rescale_input=range takes each band's min..max over the whole "
                          "file, which --stream never reads at once; use dtype or none")
@@ -123,13 +120,15 @@ def count_windows(paths: list, streamer) -> int:
     return total
 
 
-def predict_streamed(path: str, out: str, streamer, info: dict, training_values,
-                     progress) -> str:
+def predict_streamed(path: str, out: str, streamer, info: dict, progress, training_values,
+                     elevation_source) -> str:
     """Predicts one raster window by window into COGs (and polygons).
 
     Args:
       training_values: tools.predict.training_values (band values -> the
         model's, with the --rescale_input checks).
+      elevation_source: tools.predict.elevation_source for this job (tile
+        path -> its --elevation raster).
     Returns:
       a summary line (class shares).
     Raises:
@@ -140,23 +139,49 @@ def predict_streamed(path: str, out: str, streamer, info: dict, training_values,
     from core.data.datasets import ELEVATION_BANDS
     want = list(info["bands"])
     optical = [b for b in want if b not in ELEVATION_BANDS.values()]
-    if len(optical) != len(want):
-        raise ValueError(f"{path}: the model also takes {want[-1]}, which --stream does "
-                         "not read from --elevation; stack it as the raster's last band")
+    heights = [b for b in want if b in ELEVATION_BANDS.values()]
     num_classes = len(info["class_names"])
-    with streaming.GdalRaster(path) as raster:
+    with contextlib.ExitStack() as stack:
+        raster = stack.enter_context(streaming.GdalRaster(path))
         if not FLAGS.bands and raster.count != len(want):
             raise ValueError(f"{path}: has {raster.count} bands but the model takes "
                              f"{len(want)} ({', '.join(want)}); give --bands=<this file's "
-                             "bands, e.g. RGBIR> to pick them")
-        index = list(range(len(optical)))
+                             "bands, e.g. RGBIR> to pick them"
+                             + (f" and --elevation=FILE|DIR for {heights[0]}" if heights
+                                else ""))
+        if FLAGS.bands and raster.count != len(tiles.parse_bands(FLAGS.bands)):
+            raise ValueError(f"{path}: expected {len(tiles.parse_bands(FLAGS.bands))} bands "
+                             f"({FLAGS.bands}), the file has {raster.count}")
+        index = list(range(len(optical))) if FLAGS.bands else [want.index(b) for b in optical]
+        height = fill = None
+        if FLAGS.bands and heights:
+            if not FLAGS.elevation:
+                raise ValueError(f"{path}: the model also takes {heights[0]}; give --elevation")
+            height = stack.enter_context(streaming.GdalRaster(elevation_source(path)))
+            if height.count != 1 or (height.height, height.width) != (raster.height,
+                                                                        raster.width):
+                raise ValueError(f"{height.path}: expected 1 band of heights of "
+                                 f"{raster.height}x{raster.width} (the tile {path}), got "
+                                 f"{height.count} band(s) of {height.height}x{height.width}")
+            fill = streaming.valid_mean(height)  # as tiles.read_elevation fills holes
+        elif FLAGS.elevation:
+            raise ValueError(f"--elevation needs --bands and a model with an elevation "
+                             f"band (it takes {', '.join(want)})")
 
         def read(r0, r1, c0, c1):
             array, valid = raster.read(r0, r1, c0, c1)
             if FLAGS.bands:
                 array = tiles.select_bands(array, FLAGS.bands, optical, path=path)
-            return training_values(array, index, optical, info, FLAGS.rescale_input,
-                                   path=path, valid=valid), valid
+            image = training_values(array, index, optical, info, FLAGS.rescale_input,
+                                    path=path, valid=valid)
+            if height is None:
+                return image, valid
+            values, known = height.read(r0, r1, c0, c1)
+            values = values[..., 0].astype(np.float32)
+            known = np.isfinite(values) & (True if known is None else known)
+            values[~known] = fill
+            valid = known if valid is None else valid & known
+            return np.concatenate([image, values[..., None]], axis=-1), valid
 
         read(0, 1, 0, 1)  # the band and dtype checks before any file is opened
         shape = dict(height=raster.height, width=raster.width, crs=raster.crs,

@@ -92,6 +92,24 @@ def training_values(image, index: list, optical: list, info: dict, rescale, *,
     return out
 
 
+def elevation_source(path: str, elevation: str, num_inputs: int) -> str:
+    """The --elevation raster of a tile: the file, or the one in the folder
+    with the tile's stem or numbers (a path naming the problem when none or
+    several match, so that reading it fails with that message)."""
+    from core.data import tiles
+    source, stem = elevation, tiles.tile_stem(path)
+    if os.path.isdir(elevation):  # same stem, or the same numbers (Potsdam's 2_13 / 02_13)
+        ids = lambda p: [int(n) for n in re.findall(r"\d+", tiles.tile_stem(p))]  # noqa: E731
+        found = [p for p in tiles.list_images(elevation) if tiles.tile_stem(p) == stem
+                 or ids(p) == ids(path) != []]
+        source = str(found[0]) if len(found) == 1 else f"{elevation}/{stem}.tif (" + (
+            "not found)" if not found else f"{len(found)} rasters match)")
+    elif num_inputs > 1:
+        raise ValueError(f"--elevation={elevation} is one file but --input matched "
+                         f"{num_inputs} tiles; give a folder")
+    return source
+
+
 def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescale=None):
     """The tile as the model's bands: (image [H,W,C] float32, valid [H,W] bool
     or None: False where the file or the elevation has no data)."""
@@ -121,16 +139,7 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescal
         return image, raster.valid
     if not elevation:
         raise ValueError(f"{path}: the model also takes {heights[0]}; give --elevation")
-    source, stem = elevation, tiles.tile_stem(path)
-    if os.path.isdir(elevation):  # same stem, or the same numbers (Potsdam's 2_13 / 02_13)
-        ids = lambda p: [int(n) for n in re.findall(r"\d+", tiles.tile_stem(p))]  # noqa: E731
-        found = [p for p in tiles.list_images(elevation) if tiles.tile_stem(p) == stem
-                 or ids(p) == ids(path) != []]
-        source = str(found[0]) if len(found) == 1 else f"{elevation}/{stem}.tif (" + (
-            "not found)" if not found else f"{len(found)} rasters match)")
-    elif num_inputs > 1:
-        raise ValueError(f"--elevation={elevation} is one file but --input matched "
-                         f"{num_inputs} tiles; give a folder")
+    source = elevation_source(path, elevation, num_inputs)
     height, valid = tiles.read_elevation(source)
     if height.shape != image.shape[:2]:
         raise ValueError(f"{source}: elevation is {height.shape[0]}x{height.shape[1]}, "
@@ -190,8 +199,9 @@ def main(argv):
         stem = os.path.splitext(os.path.basename(path))[0]
         if FLAGS.stream:
             try:
-                summary = maps_out.predict_streamed(path, os.path.join(FLAGS.output_dir, stem),
-                                                    streamer, info, training_values, progress)
+                summary = maps_out.predict_streamed(
+                    path, os.path.join(FLAGS.output_dir, stem), streamer, info, progress,
+                    training_values, lambda p: elevation_source(p, FLAGS.elevation, len(paths)))
                 logging.info("%s -> %s/%s_classes.tif; %s", path, FLAGS.output_dir, stem,
                              summary)
             except ValueError as err:  # unreadable, wrong bands, ...

@@ -21,7 +21,7 @@ from rasterio import features
 from rasterio.transform import from_origin
 
 from core import export, inference, vectorize
-from tests.tools.test_predict import REPO, make_workdir
+from tests.tools.test_predict import B, REPO, expected_input, make_inputs, make_workdir
 from tools import shards
 
 PIXEL = 0.5
@@ -163,6 +163,34 @@ class MapsOutTest(tf.test.TestCase):
                      for n in ("a", "b", "c")]
             self.assertEqual([g.wkb for g in merged[layer_name]["geometry"]],
                              [g.wkb for p in parts for g in p["geometry"]])
+
+
+class StreamElevationTest(tf.test.TestCase):
+    """--stream with --bands and an --elevation folder (test_predict's inputs:
+    RGBIR tiles, nDSM with NaN, a tile smaller than a window, a broken file,
+    a 2-band file) gives the in-memory prediction's classes."""
+
+    def test_streamed_rgbir_and_ndsm(self):
+        root = tempfile.mkdtemp()
+        workdir, model = make_workdir(root)  # R, G, B, nDSM
+        tiles_dir, elev_dir, arrays = make_inputs(root)
+        out = os.path.join(root, "out")
+        run = run_predict(f"--model={workdir}", f"--input={tiles_dir}", f"--output_dir={out}",
+                          "--stream", "--block=40", "--bands=RGBIR", f"--elevation={elev_dir}",
+                          "--window=32", "--tta=flips")
+        self.assertEqual(run.returncode, 1, run.stderr[-3000:])
+        self.assertRegex(run.stderr, r"SKIPPED .*broken\.tif: GDAL cannot open it")
+        self.assertRegex(run.stderr, r"SKIPPED .*c\.tif: expected 4 bands \(RGBIR\), the "
+                                     r"file has 2")
+        self.assertIn("2 of 4 tile(s) failed", run.stderr)
+        self.assertFalse([f for f in os.listdir(out) if f.startswith(("c_", "broken"))])
+        for name in ("a", B):
+            rgbir, height = arrays[name]
+            want = inference.predict_tile(model, expected_input(rgbir, height), window=32,
+                                          overlap=0.25, tta="flips")
+            want_classes = np.where(np.isnan(height), 255, want.argmax(-1))
+            self.assertAllEqual(read(os.path.join(out, f"{name}_classes.tif"), 1),
+                                want_classes)
 
 
 class ShardsTest(tf.test.TestCase):
