@@ -134,20 +134,22 @@ class ConfusionMatrix(tf.Module):
             cells = [_fmt(c[key]) for key in ("iou", "f1", "precision", "recall")]
             lines.append(f"{name:<{width}}  " + "  ".join(f"{s:>7}" for s in cells)
                          + f"  {c['support']:>12d}")
-        lines.append(f"overall accuracy {report['overall_accuracy']:.4f}  "
-                     f"mean IoU {report['mean_iou']:.4f}  mean F1 {report['mean_f1']:.4f}")
+        lines.append(f"overall accuracy {_fmt(report['overall_accuracy'])}  "
+                     f"mean IoU {_fmt(report['mean_iou'])}  mean F1 {_fmt(report['mean_f1'])}")
         if "without" in report:
             w = report["without"]
             lines.append(f"without {', '.join(w['excluded'])}: mean IoU "
-                         f"{w['mean_iou']:.4f}  mean F1 {w['mean_f1']:.4f}")
+                         f"{_fmt(w['mean_iou'])}  mean F1 {_fmt(w['mean_f1'])}")
         return "\n".join(lines)
 
     def to_dict(self, class_names: Sequence[str] | None = None,
                 exclude: Sequence[int] | None = None) -> dict:
-        """JSON-ready scores (eager only); NaN becomes None.
+        """JSON-ready scores (eager only); NaN becomes None, and so do the
+        overall accuracy and the means when no labelled pixel was counted
+        (or, for "without", none of a class left in the means).
 
         Returns:
-          {"class_names", "overall_accuracy", "mean_iou", "mean_f1",
+          {"class_names", "labelled_pixels", "overall_accuracy", "mean_iou", "mean_f1",
            "classes": {name: {iou, f1, precision, recall, support}},
            "confusion_matrix": [[int]], and, when classes are excluded,
            "without": {"excluded": [names], "mean_iou", "mean_f1"}}.
@@ -161,11 +163,21 @@ class ConfusionMatrix(tf.Module):
                              f"for {self.num_classes} classes")
         exclude = self.exclude if exclude is None else self._check_exclude(exclude)
         full = {k: np.asarray(v) for k, v in self.result(exclude=()).items()}
+        counts = full["confusion_matrix"]
+        union = counts.sum(0) + counts.sum(1) - np.diag(counts)
+
+        def mean(value, left_out):
+            # A mean over no class (no labelled pixel) is unknown, not 0.
+            keep = union > 0
+            keep[list(left_out)] = False
+            return _json(value) if keep.any() else None
+
         report = {
             "class_names": class_names,
-            "overall_accuracy": _json(full["overall_accuracy"]),
-            "mean_iou": _json(full["mean_iou"]),
-            "mean_f1": _json(full["mean_f1"]),
+            "labelled_pixels": int(counts.sum()),
+            "overall_accuracy": _json(full["overall_accuracy"]) if counts.sum() else None,
+            "mean_iou": mean(full["mean_iou"], ()),
+            "mean_f1": mean(full["mean_f1"], ()),
             "classes": {
                 name: {"iou": _json(full["iou"][i]), "f1": _json(full["f1"][i]),
                        "precision": _json(full["precision"][i]),
@@ -177,8 +189,8 @@ class ConfusionMatrix(tf.Module):
         if exclude:
             part = self.result(exclude=exclude)
             report["without"] = {"excluded": [class_names[i] for i in exclude],
-                                 "mean_iou": _json(part["mean_iou"]),
-                                 "mean_f1": _json(part["mean_f1"])}
+                                 "mean_iou": mean(part["mean_iou"], exclude),
+                                 "mean_f1": mean(part["mean_f1"], exclude)}
         return report
 
 

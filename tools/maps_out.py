@@ -43,6 +43,9 @@ flags.DEFINE_boolean("merge", False, "Write mosaic_classes.vrt of all *_classes.
 FLAGS = flags.FLAGS
 
 MOSAIC = "mosaic"
+# Never inputs (tools.predict.inputs_to_predict): the mosaic and the scratch
+# files of a killed job (shards.partial_name, core.cog.CogWriter).
+OWN_SUFFIXES = ("_classes.vrt", ".part.tif", ".part.png", ".part.cog.tif")
 # GDAL metadata of a class COG: the class names, as JSON (what --merge reads).
 CLASS_NAMES_TAG = "CLASS_NAMES"
 

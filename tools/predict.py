@@ -18,7 +18,10 @@ alpha == 0, missing heights) are 255 in the class raster. An input whose
 dtype is not the model's input_dtype (model_info.json; e.g. an 8-bit file
 for a model trained on 16-bit imagery) is refused unless --rescale_input
 says how to map its values (core/data/rescale.py). Unreadable or refused
-files are reported and skipped (exit 1). One tools.* binary per process.
+files are reported and skipped (exit 1). Files in --output_dir named like
+this binary's outputs are never read as inputs (--output_dir may be the
+input folder), and two inputs of one stem (scene.tif, scene.png) are refused
+before anything is predicted. One tools.* binary per process.
 
 Maps out (tools/maps_out.py): --stream reads and writes by window (rasters
 larger than memory, VRT mosaics) into Cloud-Optimized GeoTIFFs; --vector
@@ -31,6 +34,8 @@ import os
 import re
 
 from absl import app, flags, logging
+
+from tools import maps_out, outputs, shards  # maps_out: --stream, --vector, shards, --merge
 
 flags.DEFINE_string("model", None, "SavedModel folder or experiment workdir.")
 flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Workdir checkpoint.")
@@ -53,7 +58,6 @@ flags.DEFINE_enum("rescale_input", None, ["none", "dtype", "range"],
                   "differs. none: as they are; dtype: the input dtype's full range onto the "
                   "training dtype's (uint16 -> uint8: x * 255/65535; floats span 0..1); "
                   "range: each band's min..max in the file onto its training [min, max].")
-from tools import maps_out  # noqa: E402  --stream, --vector, shards, --merge (its flags)
 FLAGS = flags.FLAGS
 
 
@@ -66,6 +70,42 @@ def list_inputs(pattern: str) -> list:
     if not paths:
         raise ValueError(f"--input={pattern}: no file or folder matches")
     return paths
+
+
+# What this binary writes per input `<stem>.<ext>`: never read back as an input.
+OUTPUT_SUFFIXES = ("_classes.tif", "_colour.png", "_probabilities.tif")
+
+
+def inputs_to_predict(paths: list, output_dir: str) -> list:
+    """`paths` without this binary's own earlier outputs in `output_dir`.
+
+    Outputs are named by the input's stem, so two inputs of one stem
+    (scene.tif and scene.png, or a/scene.tif and b/scene.tif) would overwrite
+    each other's: refused, naming both, before anything is predicted. Names
+    stay `<stem>_classes.tif` (what scripts and GIS projects expect) rather
+    than gaining a suffix that depends on which other files are present.
+
+    Raises:
+      ValueError: two inputs of one stem, or nothing but earlier outputs.
+    """
+    out = os.path.realpath(output_dir)
+    own = [p for p in paths if str(p).endswith(OUTPUT_SUFFIXES + maps_out.OWN_SUFFIXES)
+           and os.path.dirname(os.path.realpath(p)) == out]
+    if own:
+        logging.info("not predicting %d earlier output(s) of tools.predict in --output_dir "
+                     "(%s)", len(own), ", ".join(os.path.basename(p) for p in own[:4]))
+    kept, stems = [p for p in paths if p not in own], {}
+    for path in kept:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in stems:
+            raise ValueError(f"{stems[stem]} and {path} would both write {stem}_classes.tif "
+                             f"in --output_dir; rename one, or give --input a pattern that "
+                             f"picks one (e.g. '{os.path.dirname(path) or '.'}/*.tif')")
+        stems[stem] = path
+    if not kept:
+        raise ValueError(f"--input matched only earlier outputs of tools.predict in "
+                         f"--output_dir={output_dir}")
+    return kept
 
 
 def training_values(image, index: list, optical: list, info: dict, rescale, *,
@@ -160,11 +200,19 @@ def main(argv):
     for name in ("model", "input", "output_dir"):
         if not FLAGS[name].value:
             raise app.UsageError(f"--{name} is required")
+    # --- inputs and outputs: checked before TensorFlow is even imported ---
+    try:
+        outputs.check_output_dir(FLAGS.output_dir, "--output_dir")
+        paths = inputs_to_predict(list_inputs(FLAGS.input), FLAGS.output_dir)
+        maps_out.check_flags()
+        num_shards, shard = shards.resolve(FLAGS.num_shards, FLAGS.shard_index)
+        paths = shards.select(paths, num_shards, shard)
+    except ValueError as err:  # OutputError, TileError too
+        raise SystemExit(f"tools.predict: {err}") from None
     import imageio.v3 as iio
     import numpy as np
     from core import export, inference, streaming
     from core.data import geotiff, labels
-    from tools import shards
 
     # --- model ---
     try:
@@ -172,10 +220,6 @@ def main(argv):
         predictor = inference.TilePredictor(
             model, window=FLAGS.window or int(info.get("window", 512)),
             overlap=FLAGS.overlap, tta=FLAGS.tta, batch_size=FLAGS.batch_size)
-        paths = list_inputs(FLAGS.input)
-        maps_out.check_flags()
-        num_shards, shard = shards.resolve(FLAGS.num_shards, FLAGS.shard_index)
-        paths = shards.select(paths, num_shards, shard)
         if FLAGS.rescale_input in ("dtype", "range") and not info.get("input_dtype"):
             raise ValueError(f"--rescale_input={FLAGS.rescale_input}: {FLAGS.model} does not "
                              "record the dtype it was trained on (input_dtype); use none")
@@ -225,12 +269,13 @@ def main(argv):
             geo = dataclasses.replace(geo, nodata=None)
         out = os.path.join(FLAGS.output_dir, stem)
         # Each output under a temporary name, then moved: existing = complete.
-        with shards.atomic(out + "_classes.tif") as part:
+        classes_suffix, colour_suffix, probabilities_suffix = OUTPUT_SUFFIXES
+        with shards.atomic(out + classes_suffix) as part:
             geotiff.write_geotiff(part, classes, geo, nodata=labels.IGNORE_INDEX)
-        with shards.atomic(out + "_colour.png") as part:
+        with shards.atomic(out + colour_suffix) as part:
             iio.imwrite(part, labels.index_to_rgb(classes, info["palette"]))
         if FLAGS.save_probabilities:
-            with shards.atomic(out + "_probabilities.tif") as part:
+            with shards.atomic(out + probabilities_suffix) as part:
                 geotiff.write_geotiff(part, np.round(probabilities * 255).astype(np.uint8), geo)
         if FLAGS.vector:
             maps_out.write_vector(out, classes, probabilities, info,

@@ -12,6 +12,16 @@ flags.DEFINE_enum("depth", "4", ["3", "4", "5"], "U-Net skips (levels).")
 flags.DEFINE_boolean("residual", True, "Residual blocks instead of plain conv blocks.")
 flags.DEFINE_enum("center", "conv", ["conv", "serial_dilated", "parallel_dilated", "residual"],
                   "U-Net center block.")
+flags.DEFINE_enum("encoder", "unet", ["unet", "resnet50", "convnext_tiny"],
+                  "U-Net encoder: unet (hand-built, --filters/--residual) or a pretrained "
+                  "network (layers.pretrained; weights from tools.import_encoder).")
+flags.DEFINE_string("encoder_weights", None, "Folder written by tools.import_encoder "
+                    "(encoder.json + checkpoint) to start the encoder from; default: "
+                    "random initialisation.")
+flags.DEFINE_integer("freeze_encoder_steps", 0, "Steps during which the pretrained encoder "
+                     "is frozen: no update, batch-norm statistics fixed.")
+flags.DEFINE_float("encoder_lr_multiplier", 1.0, "The pretrained encoder's learning rate "
+                   "is this times the schedule's.")
 # --- batch norm ---
 flags.DEFINE_float("bn_momentum", 0.99, "Momentum of the batch-norm moving averages "
                    "(every layer).")
@@ -91,6 +101,10 @@ flags.register_validator("bn_momentum", lambda v: 0.0 <= v <= 1.0,
                          "--bn_momentum must be in [0, 1]")
 flags.register_validator("bn_recompute_batches", lambda v: v >= 0,
                          "--bn_recompute_batches must be >= 0 (0: off)")
+flags.register_validator("freeze_encoder_steps", lambda v: v >= 0,
+                         "--freeze_encoder_steps must be >= 0")
+flags.register_validator("encoder_lr_multiplier", lambda v: v >= 0,
+                         "--encoder_lr_multiplier must be >= 0")
 flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 0 for x in v),
                          "--class_weights must be positive floats, e.g. 1,1,1,1,4,1")
 flags.register_validator("focal_alpha", lambda v: v is None or all(float(x) > 0 for x in v),
@@ -112,6 +126,16 @@ def _loss_options_have_their_term(values):
 def _one_length(values):
     return (values["epochs"] is None) != (values["train_steps"] is None) and (
         (values["epochs"] or 0) > 0 or (values["train_steps"] or 0) > 0)
+
+
+@flags.multi_flags_validator(
+    ["encoder", "encoder_weights", "freeze_encoder_steps", "encoder_lr_multiplier"],
+    message="--encoder_weights, --freeze_encoder_steps and --encoder_lr_multiplier "
+            "need a pretrained --encoder (resnet50, convnext_tiny)")
+def _pretrained_options(values):
+    return values["encoder"] != "unet" or (
+        values["encoder_weights"] is None and values["freeze_encoder_steps"] == 0
+        and values["encoder_lr_multiplier"] == 1.0)
 
 
 @flags.multi_flags_validator(["optimizer", "nesterov"],
@@ -140,8 +164,9 @@ def resolve_precision(name: str) -> str:
 
 def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int):
     """Builds the frozen TrainConfig once; library code never sees FLAGS."""
-    from train_loop.config import (BatchNormConfig, LoopConfig, ModelConfig,  # pylint: disable=import-outside-toplevel
-                                   OptimConfig, TrainConfig)
+    from train_loop.config import (BatchNormConfig, EncoderConfig, LoopConfig,  # pylint: disable=import-outside-toplevel
+                                   ModelConfig, OptimConfig, TrainConfig)
+    import os  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     f = flag_values
@@ -153,6 +178,10 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
     if alpha is not None and len(alpha) not in (1, num_classes):
         raise flags.ValidationError(
             f"--focal_alpha has {len(alpha)} values; give one, or one per class ({num_classes})")
+    weights_info = None
+    if f.encoder_weights:  # a wrong folder fails here, before anything is written
+        from layers.pretrained import read_encoder_info  # pylint: disable=import-outside-toplevel
+        weights_info = read_encoder_info(f.encoder_weights, f.encoder)
     train_steps = f.train_steps or max(1, int(round(f.epochs * steps_per_epoch)))
     eval_every = f.eval_every or steps_per_epoch
     jit = f.jit_compile
@@ -160,7 +189,8 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
         jit = bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
     return TrainConfig(
         model=ModelConfig(filters=f.filters, depth=int(f.depth), residual=f.residual,
-                          center=f.center, policy=resolve_precision(f.precision)),
+                          center=f.center, policy=resolve_precision(f.precision),
+                          encoder=f.encoder),
         loss=f.loss, class_weights=weights, focal_gamma=f.focal_gamma, focal_alpha=alpha,
         lovasz_per_image=f.lovasz_per_image,
         optim=OptimConfig(
@@ -179,7 +209,11 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
             deterministic=f.deterministic, summary_images=f.summary_images,
             strategy=f.strategy),
         batch_norm=BatchNormConfig(momentum=f.bn_momentum,
-                                   recompute_batches=f.bn_recompute_batches))
+                                   recompute_batches=f.bn_recompute_batches),
+        encoder=EncoderConfig(
+            weights=os.path.abspath(f.encoder_weights) if f.encoder_weights else None,
+            weights_info=weights_info,
+            freeze_steps=f.freeze_encoder_steps, lr_multiplier=f.encoder_lr_multiplier))
 
 
 def make_strategy(name: str):

@@ -16,6 +16,22 @@ class ModelConfig:
     residual: bool = True
     center: str = "conv"
     policy: str = "float32"
+    encoder: str = "unet"  # or a pretrained one: layers.pretrained.ENCODERS
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Fine-tuning a pretrained encoder (`layers.pretrained`): `weights`, a
+    folder of `tools.import_encoder` (None: random initialisation); the
+    encoder is frozen (no update, batch-norm statistics fixed) for the first
+    `freeze_steps` steps and then trains at `lr_multiplier` times the
+    learning rate (an optimizer parameter group, `core.optim`).
+    `weights_info` is the folder's encoder.json, recorded for the export's
+    model_info.json."""
+    weights: Optional[str] = None
+    weights_info: Optional[dict] = None
+    freeze_steps: int = 0
+    lr_multiplier: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +116,7 @@ class TrainConfig:
     optim: OptimConfig = OptimConfig()
     loop: LoopConfig = LoopConfig()
     batch_norm: BatchNormConfig = BatchNormConfig()
+    encoder: EncoderConfig = EncoderConfig()
 
     def __post_init__(self):
         terms = loss_terms(self.loss)
@@ -143,7 +160,7 @@ def experiment_name(config: TrainConfig, *, patch_size: int, scale: float,
     """Names a run from its config, like the talk's
     `unet_input256_skip4_residual_serialCenter_sgd_jaccard_bs50_onecycle`."""
     m, o = config.model, config.optim
-    parts = ["unet", f"input{patch_size}"]
+    parts = ["unet" if m.encoder == "unet" else f"unet_{m.encoder}", f"input{patch_size}"]
     if scale != 1.0:
         parts.append(f"scale{scale:g}")
     parts += [

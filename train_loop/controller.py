@@ -168,6 +168,11 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
         sample = next(iter(eval_dataset_fn(None).take(1)))
         model(sample["image"][:1], training=False)
         optimizer.build(model.trainable_variables)
+        if getattr(model, "encoder_variables", ()):  # a pretrained encoder's group
+            optimizer.add_group("encoder", model.encoder_variables,
+                                lr_multiplier=config.encoder.lr_multiplier,
+                                freeze_steps=config.encoder.freeze_steps,
+                                frozen_flag=model.encoder_frozen)
 
     loss_fn = losses.get_loss(config.loss, **config.loss_kwargs())
     train_step = steps_lib.make_train_step(

@@ -104,6 +104,35 @@ class ConfusionMatrixTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(int(tf.reduce_sum(cm.matrix)), 0)
         self.assertEqual(float(cm.result()["mean_iou"]), 0.0)
 
+    def test_no_labelled_pixel_is_null_not_zero(self):
+        names = ["road", "building", "grass", "tree", "car"]
+        cm = ConfusionMatrix(K, exclude=(4,))
+        cm.update(np.full([2, 4, 4], 255, np.uint8), np.zeros([2, 4, 4], np.int64))
+        report = cm.to_dict(names)
+        json.dumps(report, allow_nan=False)
+        self.assertEqual(report["labelled_pixels"], 0)
+        for key in ("overall_accuracy", "mean_iou", "mean_f1"):
+            self.assertIsNone(report[key], key)
+            self.assertIsNone(report["without"][key.replace("overall_accuracy", "mean_iou")])
+        self.assertIsNone(report["classes"]["road"]["iou"])
+        self.assertIn("overall accuracy -  mean IoU -  mean F1 -", cm.table(names))
+        self.assertIn("without car: mean IoU -  mean F1 -", cm.table(names))
+        # Only the excluded class labelled: the means without it are unknown,
+        # the others are car's (IoU 1 / 2 with 2 of 4 pixels right).
+        labels = np.full([1, 2, 2], 4, np.uint8)
+        cm.update(labels, np.array([[[4, 4], [1, 1]]]))
+        report = cm.to_dict(names)
+        self.assertEqual(report["labelled_pixels"], 4)
+        self.assertAllClose([report["overall_accuracy"], report["classes"]["car"]["iou"]],
+                            [0.5, 0.5])
+        self.assertAllClose(report["mean_iou"], (0.5 + 0.0) / 2)  # car, building (FP only)
+        self.assertIsNone(report["classes"]["road"]["iou"])
+        self.assertAllClose(report["without"]["mean_iou"], 0.0)  # building: union 2, TP 0
+        cm.reset()
+        cm.update(labels, labels)
+        self.assertIsNone(cm.to_dict(names)["without"]["mean_iou"])
+        self.assertEqual(cm.to_dict(names)["mean_iou"], 1.0)
+
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, r"exclude \[7\]"):
             ConfusionMatrix(K, exclude=(7,))
