@@ -27,6 +27,9 @@ flags.DEFINE_string("tta", "none", "Also score with this TTA: flips, rot90, d4, 
 flags.DEFINE_integer("batch_size", 4, "Windows per model call.")
 flags.DEFINE_list("exclude", None, "Classes left out of the 'without' means; default: the "
                   "store's excluded_from_mean (Potsdam: clutter).")
+flags.DEFINE_list("objects", None, "Also score these classes per object (e.g. building): "
+                  "connected components matched one-to-one at IoU >= 0.5, precision, "
+                  "recall and F1 (the SpaceNet building metric; core/object_metrics.py).")
 flags.DEFINE_integer("max_tiles", 0, "Score only the first N tiles (0: all).")
 flags.DEFINE_string("output_dir", None, "Where to write the reports.")
 FLAGS = flags.FLAGS
@@ -43,6 +46,8 @@ def markdown(report: dict, class_names: list) -> str:
                                  + " |\n" for k in keys))
 
     total, scores = report["plain"]["total"], ["overall_accuracy", "mean_iou", "mean_f1"]
+    objects = list(total.get("objects", {}))
+    ratio = lambda d, k: "/".join(fmt(d[k][s]) for s in ("precision", "recall", "f1"))  # noqa
     if "without" in total:
         scores += [f"{n} without {', '.join(total['without']['excluded'])}"
                    for n in ("mean_iou", "mean_f1")]
@@ -52,7 +57,9 @@ def markdown(report: dict, class_names: list) -> str:
             + table("Per class (IoU / F1)", class_names,
                     lambda r, c: pair(r["total"]["classes"][c], "iou", "f1"))
             + table("Per tile (overall accuracy / mean IoU)", report["tiles"],
-                    lambda r, t: pair(r["per_tile"][t], "overall_accuracy", "mean_iou")))
+                    lambda r, t: pair(r["per_tile"][t], "overall_accuracy", "mean_iou"))
+            + (table("Objects at IoU >= 0.5 (precision / recall / F1)", objects,
+                     lambda r, c: ratio(r["total"]["objects"], c)) if objects else ""))
 
 
 def plot_confusion(matrix, class_names: list, path: str, title: str) -> None:
@@ -83,7 +90,7 @@ def main(argv):
     del argv
     if not FLAGS.model or not FLAGS.data_dir:
         raise app.UsageError("--model and --data_dir are required")
-    from core import export, inference, metrics
+    from core import export, inference, metrics, object_metrics
     from core.data import pipeline
     from core.data.datasets import ELEVATION_BANDS
 
@@ -108,6 +115,9 @@ def main(argv):
         if unknown and FLAGS["exclude"].present:
             raise ValueError(f"--exclude={','.join(unknown)}: not among the classes {names}")
         exclude = [names.index(c) for c in wanted if c in names]
+        unknown = [c for c in FLAGS.objects or [] if c not in names]
+        if unknown:
+            raise ValueError(f"--objects={','.join(unknown)}: not among the classes {names}")
         tta = inference.parse_tta(FLAGS.tta)
         runs = {"plain": (0,), **({"tta": tta} if tta != (0,) else {})}
         if FLAGS.split not in store["splits"]:
@@ -126,6 +136,8 @@ def main(argv):
 
     # --- predict and count, tile by tile ---
     totals = {k: metrics.ConfusionMatrix(len(names), exclude=exclude) for k in runs}
+    objects = {k: object_metrics.ObjectScores({c: names.index(c) for c in FLAGS.objects})
+               for k in runs} if FLAGS.objects else {}
     report = {"model": FLAGS.model, "data_dir": FLAGS.data_dir, "split": FLAGS.split,
               "window": window, "overlap": FLAGS.overlap, "tiles": split_tiles}
     report.update({k: {"tta": list(t), "per_tile": {}} for k, t in runs.items()})
@@ -138,8 +150,13 @@ def main(argv):
             tile_cm.update(label, classes)
             totals[key].update(label, classes)
             report[key]["per_tile"][tile] = tile_cm.to_dict(names)
+            if objects:
+                report[key]["per_tile"][tile]["objects"] = objects[key].update(label, classes)
     for key, total in totals.items():
         report[key]["total"] = total.to_dict(names)
+        if objects:
+            report[key]["total"]["objects"] = objects[key].result()
+            logging.info("%s objects: %s", key, report[key]["total"]["objects"])
         logging.info("%s, %d tiles:\n%s", key, len(split_tiles), total.table(names))
     # Scores of no pixel are unknown (null, "-"), never a silent 0.
     empty = [t for t, r in report["plain"]["per_tile"].items() if not r["labelled_pixels"]]
