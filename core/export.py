@@ -38,15 +38,25 @@ Writing is atomic per folder: the SavedModel goes to a temporary sibling
 to `<export_dir>.previous` (replacing an older `.previous`) and the new one
 renamed into place. An interrupted export leaves the previous one whole. A
 folder that exists and is not an export (no saved_model.pb) is never
-replaced or deleted: the export is refused (an empty folder is fine).
+replaced or deleted: the export is refused (an empty folder is fine). The
+temporary folder is named `<export_dir>.tmp-<host>-<pid>-XXXX`: one that a
+killed export (kill -9, power loss) left behind is removed by the next export
+to the same place once its process is gone.
+
+A damaged export or checkpoint (a corrupt saved_model.pb, a truncated
+variables file, a corrupt index) is reported in one line naming the file
+(`damaged_file`), never as a protobuf or IndexError traceback.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -202,13 +212,66 @@ def _check_target(export_dir: str) -> None:
                               f"export_dir or move it away")
 
 
-def export_saved_model(model, export_dir: str, info: dict) -> str:
+# The parts of a SavedModel folder: a temporary folder holding only these is
+# an export's own, and may be removed once its process is gone.
+_SAVED_MODEL_PARTS = {"saved_model.pb", "variables", "assets", "fingerprint.pb"}
+
+
+def _temporary_prefix(export_dir: str) -> str:
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
+    return f"{os.path.basename(export_dir)}.tmp-{host}-{os.getpid()}-"
+
+
+def remove_stale_temporaries(export_dir: str, log: Callable[[str], None] = print) -> list:
+    """Removes the temporary folders that killed exports to `export_dir` left.
+
+    A sibling `<export_dir>.tmp-<host>-<pid>-XXXX` is removed when its
+    process no longer runs on this host (another host's is left alone); an
+    older `<export_dir>.tmp-XXXX` (no pid) when it holds only SavedModel
+    parts. Anything else, whatever its name, stays.
+
+    Returns:
+      The removed paths.
+    """
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
+    removed = []
+    for path in glob.glob(glob.escape(export_dir) + ".tmp-*"):
+        rest = path[len(export_dir) + len(".tmp-"):]
+        owner = re.fullmatch(r"(?P<host>.+)-(?P<pid>\d+)-[^-]+", rest)
+        if owner:
+            if owner["host"] != host or _process_runs(int(owner["pid"])):
+                continue
+        try:
+            if not os.path.isdir(path) or os.path.islink(path) or not set(
+                    os.listdir(path)) <= _SAVED_MODEL_PARTS:
+                continue
+            shutil.rmtree(path)  # an export's own temporary folder, never a user's
+        except OSError:
+            continue
+        log(f"removed {path}, left by an interrupted export")
+        removed.append(path)
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    return True
+
+
+def export_saved_model(model, export_dir: str, info: dict,
+                       log: Callable[[str], None] = print) -> str:
     """Writes the SavedModel atomically (see the module docstring).
 
     Args:
       model: the trained model (`num_classes`, `in_channels`, `depth`).
       export_dir: destination folder.
       info: from `make_model_info`.
+      log: told about stale temporary folders removed.
     Returns:
       export_dir.
     Raises:
@@ -219,7 +282,8 @@ def export_saved_model(model, export_dir: str, info: dict) -> str:
     _check_target(export_dir)
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(export_dir) + ".tmp-", dir=parent)
+    remove_stale_temporaries(export_dir, log)
+    tmp = tempfile.mkdtemp(prefix=_temporary_prefix(export_dir), dir=parent)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             info_path = os.path.join(scratch, MODEL_INFO)
@@ -271,7 +335,11 @@ class LoadedModel:
 
     def __init__(self, export_dir: str):
         self.info = read_model_info(export_dir)
-        self.saved = tf.saved_model.load(export_dir)
+        try:
+            self.saved = tf.saved_model.load(export_dir)
+        except Exception as err:  # pylint: disable=broad-except
+            # Protobuf, IndexError ("read less bytes"), OpError: all unusable.
+            raise ExportError(damaged_message(export_dir, err, "export the model again")) from None
         self.num_classes = int(self.info["num_classes"])
         self.in_channels = int(self.info["in_channels"])
         self.depth = int(self.info["depth"])
@@ -279,6 +347,54 @@ class LoadedModel:
     def __call__(self, images, training: bool = False) -> tf.Tensor:
         del training  # the export is inference only
         return self.saved.logits(tf.cast(images, tf.float32))
+
+
+def damaged_file(path: str) -> Optional[tuple[str, str]]:
+    """The file that cannot be read in a SavedModel folder or a checkpoint.
+
+    Args:
+      path: a SavedModel folder, or a checkpoint prefix (".../ckpt-7").
+    Returns:
+      (file, what reading it said) for saved_model.pb, the variables or
+      checkpoint index, or its data file, whichever fails first; None when
+      all read (the failure lies elsewhere). Reads every tensor: call it
+      after a failure.
+    """
+    def first_line(err):
+        return (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+
+    if os.path.isdir(path):
+        pb = os.path.join(path, "saved_model.pb")
+        from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+        try:
+            with open(pb, "rb") as f:
+                if not saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs:
+                    return pb, "it holds no MetaGraph"
+        except Exception as err:  # pylint: disable=broad-except
+            return pb, first_line(err)  # DecodeError, OSError
+        path = os.path.join(path, "variables", "variables")
+    try:
+        reader = tf.train.load_checkpoint(path)
+    except Exception as err:  # pylint: disable=broad-except
+        return path + ".index", first_line(err)
+    try:
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as err:  # pylint: disable=broad-except
+        data = sorted(glob.glob(glob.escape(path) + ".data-*"))
+        return (data[0] if len(data) == 1 else path + ".data-*"), first_line(err)
+    return None
+
+
+def damaged_message(path: str, err: BaseException, remedy: str) -> str:
+    """One line: which file of `path` (a SavedModel folder or a checkpoint
+    prefix) is damaged, and what reading it said; `err` is the failure of
+    loading the whole, reported when every file reads."""
+    found = damaged_file(path)
+    if found is None:
+        detail = (str(err).strip().splitlines() or [""])[0][:160]
+        return f"{path}: cannot be loaded ({type(err).__name__}: {detail})"
+    return f"{found[0]} is damaged (cannot be read: {found[1]}); {remedy}"
 
 
 def _encoder_weights_info(config: dict) -> dict | None:

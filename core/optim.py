@@ -54,6 +54,23 @@ def sgd_momentum_update(param: tf.Tensor, grad: tf.Tensor, velocity: tf.Tensor,
     the decay uses the learning rate (it follows the schedule) but not the
     momentum, and the gradient is that of p, not p1.
 
+    torch.optim.SGD keeps a buffer of gradients instead, and applies the
+    current learning rate to all of it:
+
+        b' = m b + g,   p' = p - a b'             (torch, heavy ball)
+
+    At a constant a the two agree (v = -a b) up to float32 round-off. When
+    a changes (one-cycle, plateau) they do not: here the velocity carries
+    the past steps at the learning rates they were taken with, in torch they
+    are re-scaled by the new one. From v = b = 0, two steps with learning
+    rates a1 then a2 and gradients g1, g2:
+
+        Keras-style (here): p2 = p - a1 g1 - m a1 g1 - a2 g2
+        torch:              p2 = p - a1 g1 - m a2 g1 - a2 g2
+
+    a difference of m g1 (a2 - a1). (Torch's weight_decay is also L2 added
+    to g, not this decoupled decay.)
+
     Args:
       param, grad, velocity: tensors of one shape and float dtype.
       learning_rate, momentum: scalars of that dtype.
@@ -371,6 +388,11 @@ class _Optimizer(tf.Module):
 
 class SGD(_Optimizer):
     """Stochastic gradient descent with (Nesterov) momentum and weight decay.
+
+    Keras' formulation, v <- m v - lr g; p <- p + v (see
+    sgd_momentum_update): under a changing learning rate it differs from
+    torch.optim.SGD's b <- m b + g; p <- p - lr b, which applies the new
+    learning rate to the whole momentum buffer.
 
     Attributes:
       learning_rate: float32 tf.Variable (a schedule assigns it).

@@ -141,6 +141,13 @@ def main(argv):
     for key, total in totals.items():
         report[key]["total"] = total.to_dict(names)
         logging.info("%s, %d tiles:\n%s", key, len(split_tiles), total.table(names))
+    # Scores of no pixel are unknown (null, "-"), never a silent 0.
+    empty = [t for t, r in report["plain"]["per_tile"].items() if not r["labelled_pixels"]]
+    if empty:
+        logging.warning("%s of %d tile(s) of --split=%s have no labelled pixel (all ignore or "
+                        "no data): their scores are null in metrics.json, - in metrics.md: %s",
+                        "all" if len(empty) == len(split_tiles) else len(empty),
+                        len(split_tiles), FLAGS.split, ", ".join(empty))
 
     # --- reports ---
     model_dir = FLAGS.model.rstrip("/")

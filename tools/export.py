@@ -12,6 +12,7 @@ the training inputs' "input_dtype" and "band_ranges" {band: [min, max]}, which
 tools.predict checks inputs against).
 Written to a temporary sibling folder and renamed; the previous export is kept
 as <export_dir>.previous. A folder that is not an export is never replaced.
+A temporary folder left by a killed export is removed by the next one.
 
   saved_model_cli show --dir runs/.../export --all
 One tools.* binary per process (absl flags are global).
@@ -19,6 +20,8 @@ One tools.* binary per process (absl flags are global).
 import os
 
 from absl import app, flags, logging
+
+from tools import outputs
 
 flags.DEFINE_string("workdir", None, "Experiment workdir written by tools.train.")
 flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to export.")
@@ -35,6 +38,13 @@ def main(argv):
     del argv
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required")
+    export_dir = FLAGS.export_dir or os.path.join(FLAGS.workdir, "export")
+    try:  # before the restore: the temporary folder goes next to export_dir
+        outputs.check_output_dir(export_dir, "--export_dir")
+        outputs.check_output_dir(os.path.dirname(os.path.abspath(export_dir)),
+                                 "--export_dir's parent")
+    except outputs.OutputError as err:
+        raise SystemExit(f"tools.export: {err}") from None
     from core import export
 
     try:
@@ -55,9 +65,9 @@ def main(argv):
             extra={"dataset": info.get("dataset"), "checkpoint": FLAGS.checkpoint,
                    "workdir": os.path.abspath(FLAGS.workdir)})
 
-        # --- export ---
-        path = export.export_saved_model(
-            model, FLAGS.export_dir or os.path.join(FLAGS.workdir, "export"), model_info)
+        # --- export (SIGTERM unwinds: the temporary folder is removed) ---
+        with outputs.sigterm_unwinds():
+            path = export.export_saved_model(model, export_dir, model_info, log=logging.info)
     except ValueError as err:  # WorkdirError, ExportError: one clear message
         raise SystemExit(f"tools.export: {err}") from None
     logging.info("exported to %s (signatures serving_default, predict_tile; "

@@ -74,10 +74,7 @@ def main(argv):
                  depth=config.model.depth, residual=config.model.residual,
                  center=config.model.center, policy=policy,
                  mean=info["mean"], std=info["std"])
-    loss_kwargs = {"class_weights": config.class_weights}
-    if "focal" in config.loss:
-        loss_kwargs["gamma"] = config.focal_gamma
-    loss_fn = losses.get_loss(config.loss, **loss_kwargs)
+    loss_fn = losses.get_loss(config.loss, **config.loss_kwargs())
     o = config.optim
     optimizer = optim.make_optimizer(o.optimizer, FLAGS.min_lr, momentum=o.momentum,
                                      nesterov=o.nesterov, weight_decay=o.weight_decay,

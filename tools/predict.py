@@ -18,7 +18,10 @@ alpha == 0, missing heights) are 255 in the class raster. An input whose
 dtype is not the model's input_dtype (model_info.json; e.g. an 8-bit file
 for a model trained on 16-bit imagery) is refused unless --rescale_input
 says how to map its values (core/data/rescale.py). Unreadable or refused
-files are reported and skipped (exit 1). One tools.* binary per process.
+files are reported and skipped (exit 1). Files in --output_dir named like
+this binary's outputs are never read as inputs (--output_dir may be the
+input folder), and two inputs of one stem (scene.tif, scene.png) are refused
+before anything is predicted. One tools.* binary per process.
 """
 import dataclasses
 import glob
@@ -26,6 +29,8 @@ import os
 import re
 
 from absl import app, flags, logging
+
+from tools import outputs
 
 flags.DEFINE_string("model", None, "SavedModel folder or experiment workdir.")
 flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Workdir checkpoint.")
@@ -60,6 +65,42 @@ def list_inputs(pattern: str) -> list:
     if not paths:
         raise ValueError(f"--input={pattern}: no file or folder matches")
     return paths
+
+
+# What this binary writes per input `<stem>.<ext>`: never read back as an input.
+OUTPUT_SUFFIXES = ("_classes.tif", "_colour.png", "_probabilities.tif")
+
+
+def inputs_to_predict(paths: list, output_dir: str) -> list:
+    """`paths` without this binary's own earlier outputs in `output_dir`.
+
+    Outputs are named by the input's stem, so two inputs of one stem
+    (scene.tif and scene.png, or a/scene.tif and b/scene.tif) would overwrite
+    each other's: refused, naming both, before anything is predicted. Names
+    stay `<stem>_classes.tif` (what scripts and GIS projects expect) rather
+    than gaining a suffix that depends on which other files are present.
+
+    Raises:
+      ValueError: two inputs of one stem, or nothing but earlier outputs.
+    """
+    out = os.path.realpath(output_dir)
+    own = [p for p in paths if str(p).endswith(OUTPUT_SUFFIXES)
+           and os.path.dirname(os.path.realpath(p)) == out]
+    if own:
+        logging.info("not predicting %d earlier output(s) of tools.predict in --output_dir "
+                     "(%s)", len(own), ", ".join(os.path.basename(p) for p in own[:4]))
+    kept, stems = [p for p in paths if p not in own], {}
+    for path in kept:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in stems:
+            raise ValueError(f"{stems[stem]} and {path} would both write {stem}_classes.tif "
+                             f"in --output_dir; rename one, or give --input a pattern that "
+                             f"picks one (e.g. '{os.path.dirname(path) or '.'}/*.tif')")
+        stems[stem] = path
+    if not kept:
+        raise ValueError(f"--input matched only earlier outputs of tools.predict in "
+                         f"--output_dir={output_dir}")
+    return kept
 
 
 def training_values(image, index: list, optical: list, info: dict, rescale, *,
@@ -143,6 +184,12 @@ def main(argv):
     for name in ("model", "input", "output_dir"):
         if not FLAGS[name].value:
             raise app.UsageError(f"--{name} is required")
+    # --- inputs and outputs: checked before TensorFlow is even imported ---
+    try:
+        outputs.check_output_dir(FLAGS.output_dir, "--output_dir")
+        paths = inputs_to_predict(list_inputs(FLAGS.input), FLAGS.output_dir)
+    except ValueError as err:  # OutputError, TileError too
+        raise SystemExit(f"tools.predict: {err}") from None
     import imageio.v3 as iio
     import numpy as np
     from core import export, inference
@@ -154,7 +201,6 @@ def main(argv):
         predictor = inference.TilePredictor(
             model, window=FLAGS.window or int(info.get("window", 512)),
             overlap=FLAGS.overlap, tta=FLAGS.tta, batch_size=FLAGS.batch_size)
-        paths = list_inputs(FLAGS.input)
         if FLAGS.rescale_input in ("dtype", "range") and not info.get("input_dtype"):
             raise ValueError(f"--rescale_input={FLAGS.rescale_input}: {FLAGS.model} does not "
                              "record the dtype it was trained on (input_dtype); use none")
@@ -187,10 +233,11 @@ def main(argv):
         if geo is not None:  # the input's nodata means nothing for class ids
             geo = dataclasses.replace(geo, nodata=None)
         out = os.path.join(FLAGS.output_dir, stem)
-        geotiff.write_geotiff(out + "_classes.tif", classes, geo, nodata=labels.IGNORE_INDEX)
-        iio.imwrite(out + "_colour.png", labels.index_to_rgb(classes, info["palette"]))
+        classes_suffix, colour_suffix, probabilities_suffix = OUTPUT_SUFFIXES
+        geotiff.write_geotiff(out + classes_suffix, classes, geo, nodata=labels.IGNORE_INDEX)
+        iio.imwrite(out + colour_suffix, labels.index_to_rgb(classes, info["palette"]))
         if FLAGS.save_probabilities:
-            geotiff.write_geotiff(out + "_probabilities.tif",
+            geotiff.write_geotiff(out + probabilities_suffix,
                                   np.round(probabilities * 255).astype(np.uint8), geo)
         shares = np.bincount(classes.ravel(), minlength=256) / classes.size
         names = list(info["class_names"]) + (["no data"] if shares[255] else [])

@@ -54,6 +54,15 @@ def main(argv):
                      "--experiment_name, or --workdir with a larger --train_steps to "
                      "continue it", workdir)
         return
+    # One training per workdir (released at exit, also on SIGTERM): the chief
+    # locks the workdir, other workers of a multi-worker run their own folder.
+    from train_loop import workdir_lock  # pylint: disable=import-outside-toplevel
+    try:
+        workdir_lock.lock_workdir(workdir if controller.is_chief(strategy)
+                                  else controller.worker_dir(workdir, strategy),
+                                  log=logging.warning)
+    except workdir_lock.WorkdirLockError as err:
+        raise SystemExit(f"tools.train: {err}") from None
     run_config = {"model": dict(num_classes=len(info["class_names"]),
                                 in_channels=info["in_channels"], **to_dict(config.model)),
                   "data": info, "train": to_dict(config), "pipeline": to_dict(pipe_cfg),

@@ -35,6 +35,11 @@ flags.DEFINE_string("loss", "ce", "ce|focal|jaccard|dice|lovasz or a weighted su
                     "'ce+jaccard' or '0.5*ce+1.0*lovasz'.")
 flags.DEFINE_list("class_weights", None, "Per-class loss weights, one float per class.")
 flags.DEFINE_float("focal_gamma", 2.0, "Focusing parameter of the focal loss.")
+flags.DEFINE_list("focal_alpha", None, "Focal loss alpha: one float (the focal term times "
+                  "it) or one per class (pixels weighted by their class's); default none, "
+                  "no rescaling (RetinaNet's 0.25 is for its binary sigmoid form).")
+flags.DEFINE_boolean("lovasz_per_image", False, "Lovasz loss per image, averaged over the "
+                     "batch's images (Berman's per_image=True), instead of over the batch.")
 # --- optimizer and schedule ---
 flags.DEFINE_float("max_lr", 0.1, "Peak (one_cycle) or initial (plateau, constant) learning rate.")
 flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adamw"], "sgd: SGD with momentum (Keras' "
@@ -102,6 +107,18 @@ flags.register_validator("encoder_lr_multiplier", lambda v: v >= 0,
                          "--encoder_lr_multiplier must be >= 0")
 flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 0 for x in v),
                          "--class_weights must be positive floats, e.g. 1,1,1,1,4,1")
+flags.register_validator("focal_alpha", lambda v: v is None or all(float(x) > 0 for x in v),
+                         "--focal_alpha must be positive floats: one, or one per class")
+
+
+@flags.multi_flags_validator(["loss", "focal_alpha", "lovasz_per_image"],
+                             message="--focal_alpha needs a focal term in --loss (focal, "
+                             "ce+focal, ...) and --lovasz_per_image a lovasz term")
+def _loss_options_have_their_term(values):
+    from train_loop.config import loss_terms  # pylint: disable=import-outside-toplevel
+    terms = loss_terms(values["loss"])
+    return ((values["focal_alpha"] is None or "focal" in terms)
+            and (not values["lovasz_per_image"] or "lovasz" in terms))
 
 
 @flags.multi_flags_validator(["epochs", "train_steps"],
@@ -157,6 +174,10 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
     if weights is not None and len(weights) != num_classes:
         raise flags.ValidationError(
             f"--class_weights has {len(weights)} values; the data has {num_classes} classes")
+    alpha = tuple(float(a) for a in f.focal_alpha) if f.focal_alpha else None
+    if alpha is not None and len(alpha) not in (1, num_classes):
+        raise flags.ValidationError(
+            f"--focal_alpha has {len(alpha)} values; give one, or one per class ({num_classes})")
     weights_info = None
     if f.encoder_weights:  # a wrong folder fails here, before anything is written
         from layers.pretrained import read_encoder_info  # pylint: disable=import-outside-toplevel
@@ -170,7 +191,8 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
         model=ModelConfig(filters=f.filters, depth=int(f.depth), residual=f.residual,
                           center=f.center, policy=resolve_precision(f.precision),
                           encoder=f.encoder),
-        loss=f.loss, class_weights=weights, focal_gamma=f.focal_gamma,
+        loss=f.loss, class_weights=weights, focal_gamma=f.focal_gamma, focal_alpha=alpha,
+        lovasz_per_image=f.lovasz_per_image,
         optim=OptimConfig(
             max_lr=f.max_lr, momentum=f.momentum, nesterov=f.nesterov,
             weight_decay=f.weight_decay, clip_norm=f.clip_norm, schedule=f.schedule,

@@ -4,6 +4,7 @@ flags once and passes down (the library never reads absl flags).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Optional, Tuple
 
 
@@ -109,10 +110,41 @@ class TrainConfig:
     loss: str = "ce"
     class_weights: Optional[Tuple[float, ...]] = None
     focal_gamma: float = 2.0
+    # None: no weighting; one value: the focal term times it; K values: per class.
+    focal_alpha: Optional[Tuple[float, ...]] = None
+    lovasz_per_image: bool = False
     optim: OptimConfig = OptimConfig()
     loop: LoopConfig = LoopConfig()
     batch_norm: BatchNormConfig = BatchNormConfig()
     encoder: EncoderConfig = EncoderConfig()
+
+    def __post_init__(self):
+        terms = loss_terms(self.loss)
+        if self.focal_alpha is not None and "focal" not in terms:
+            raise ValueError(f"TrainConfig.focal_alpha (--focal_alpha) is set but the loss "
+                             f"{self.loss!r} has no focal term")
+        if self.lovasz_per_image and "lovasz" not in terms:
+            raise ValueError(f"TrainConfig.lovasz_per_image (--lovasz_per_image) is set but "
+                             f"the loss {self.loss!r} has no lovasz term")
+
+    def loss_kwargs(self) -> dict:
+        """Keyword arguments of `core.losses.get_loss(self.loss, **kwargs)`:
+        each option only when a term takes it (get_loss rejects the rest)."""
+        terms = loss_terms(self.loss)
+        kwargs = {"class_weights": self.class_weights}
+        if "focal" in terms:
+            kwargs["gamma"] = self.focal_gamma
+            if self.focal_alpha is not None:
+                alpha = self.focal_alpha
+                kwargs["alpha"] = alpha[0] if len(alpha) == 1 else list(alpha)
+        if "lovasz" in terms:
+            kwargs["per_image"] = self.lovasz_per_image
+        return kwargs
+
+
+def loss_terms(spec: str) -> set:
+    """The loss names in a spec such as "0.5*ce+1.0*lovasz" (parsed by get_loss)."""
+    return set(re.findall(r"[a-z_]+", spec.lower()))
 
 
 _CENTER_NAMES = {

@@ -174,10 +174,7 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
                                 freeze_steps=config.encoder.freeze_steps,
                                 frozen_flag=model.encoder_frozen)
 
-    loss_kwargs = {"class_weights": config.class_weights}
-    if "focal" in config.loss:
-        loss_kwargs["gamma"] = config.focal_gamma
-    loss_fn = losses.get_loss(config.loss, **loss_kwargs)
+    loss_fn = losses.get_loss(config.loss, **config.loss_kwargs())
     train_step = steps_lib.make_train_step(
         model, loss_fn, optimizer, schedule=_make_schedule(config),
         step_counter=state.step, loss_scale=state.loss_scale,

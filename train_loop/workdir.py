@@ -12,9 +12,11 @@ Layout (DESIGN.md):
       tensorboard/{train,validation}/
       export/              SavedModel (tools.export)
       DONE                 written when training ends; a run without it resumes
+      LOCK                 while a training runs in it: host, pid, start time
 
 Re-running the same command resumes the newest run of the same experiment
 name, or reports that it has finished; nothing here ever deletes a folder.
+One training at a time per workdir (`train_loop.workdir_lock`).
 """
 from __future__ import annotations
 
@@ -144,8 +146,11 @@ def read_config(workdir: str) -> dict:
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
         raise WorkdirError(f"{workdir} is not an ortholoop workdir: {path} not found")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise WorkdirError(f"{path} is damaged (cannot be read: {err})") from None
 
 
 def mark_finished(workdir: str, summary: dict) -> None:
@@ -201,19 +206,38 @@ def restore_model(workdir: str, which: str = "best"):
       (model, config dict).
 
     Raises:
-      WorkdirError: no config or no checkpoint in the workdir.
+      WorkdirError: no config or no checkpoint in the workdir, a damaged
+        checkpoint (naming the file), or one of another model.
     """
+    from core.export import damaged_message  # pylint: disable=import-outside-toplevel
+
     config = read_config(workdir)
     model = build_model(config)
-    path = tf.train.latest_checkpoint(checkpoint_dir(workdir, which))
-    if path is None and which == "best":
-        path = tf.train.latest_checkpoint(checkpoint_dir(workdir, "latest"))
+    path = None
+    for kind in (which, "latest") if which == "best" else (which,):
+        state = os.path.join(checkpoint_dir(workdir, kind), "checkpoint")
+        path = tf.train.latest_checkpoint(os.path.dirname(state))
+        if path is None and os.path.exists(state):
+            # TensorFlow logs and ignores an unparsable state file; falling
+            # back to another checkpoint would be silently wrong.
+            raise WorkdirError(f"{state} is damaged or names no checkpoint file that exists; "
+                               f"use the other --checkpoint (best, latest) or train again")
+        if path is not None:
+            break
     if path is None:
         raise WorkdirError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}")
     # Build the lazy variables first so the restore is immediate and complete.
     size = 2 ** int(config["model"].get("depth", 4))
     model(tf.zeros([1, size, size, int(config["model"]["in_channels"])]), training=False)
-    tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
+    try:
+        tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
+    except AssertionError as err:
+        raise WorkdirError(f"{path} does not hold the model {os.path.join(workdir, CONFIG_FILE)} "
+                           f"describes ({str(err).splitlines()[0][:160]})") from None
+    except Exception as err:  # pylint: disable=broad-except
+        # OpError (bad index, checksum), IndexError ("read less bytes"), ...
+        raise WorkdirError(damaged_message(path, err, "use the other --checkpoint "
+                                           "(best, latest) or train again")) from None
     return model, config
 
 
