@@ -50,6 +50,16 @@ images) is cheap enough to score four times on a shared 2-core CPU.
    tools.evaluate's defaults) and `core.metrics.ConfusionMatrix` (ours inside
    tools.evaluate, keras here).
 
+Sweeps (`--train_flags`): extra tools.train flags for ours, one set or several
+separated by ";" ("" or "-" = the defaults), each set trained at every `--steps`
+with the rest fixed as above, e.g.
+  python -m benchmarks.bench_quality --systems=ours --steps=150 \
+      --train_flags="--max_lr=0.2;--optimizer=adamw --max_lr=1e-3;--loss=ce+jaccard"
+A row is keyed by system, steps, seed and its flags and records the values
+tools.train used (its config.json: optimizer, max_lr, weight decay, warm-up
+share, loss, sampling). sweep.md ranks ours' rows at each step count that has
+a sweep row; the learning curve plots ours' rows without extra flags only.
+
 Training images/s: steady state, the first inner loop (ours) or first batch
 (keras), which trace, left out. Train wall: ours the whole tools.train
 process (imports, tracing, its one validation pass at the end, checkpoints), keras
@@ -84,7 +94,12 @@ from core.data import pipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW, OVERLAP, FILTERS, DEPTH, MAX_LR = 512, 0.25, 32, 4, 0.1
+# The benchmark sets these itself: a sweep may vary anything else tools.train takes.
+FIXED_FLAGS = ("data_dir", "train_steps", "patch_size", "batch_size", "seed", "eval_every",
+               "workdir_root", "workdir", "deterministic", "flagfile")
 STEP_LINE = re.compile(r"step (\d+)/\d+ loss \S+ lr \S+ ([\d.]+) img/s")
+EPOCH_LINE = re.compile(r"\((\d+) steps, (\d+) per epoch")
+BN_LINE = re.compile(r"re-estimated on (\d+) batches \(\d+ layers, ([\d.]+) s\)")
 
 
 # --- staging: the toolkit's folder layout, split by area -------------------------
@@ -146,13 +161,49 @@ def data_flags(args, store: Path) -> list[str]:
             + (["--deterministic"] if args.deterministic else []))
 
 
-def train_ours(args, store: Path, steps: int) -> dict:
+def parse_flag_sets(text: str) -> list[tuple[str, ...]]:
+    """`--train_flags` -> flag sets (tuples of tools.train arguments); () = the defaults.
+    Each argument must be a --flag (or --flag=value) the benchmark does not fix."""
+    sets = []
+    for part in text.split(";"):
+        tokens = tuple(shlex.split(part))
+        if tokens in ((), ("-",)):
+            sets.append(())
+            continue
+        for token in tokens:
+            name = token[2:].split("=", 1)[0] if token.startswith("--") else ""
+            if not name or name.removeprefix("no") in FIXED_FLAGS or name in FIXED_FLAGS:
+                raise ValueError(f"--train_flags: {token!r} in {part.strip()!r}: expected "
+                                 f"--flag[=value] of tools.train other than "
+                                 f"{', '.join('--' + f for f in FIXED_FLAGS)}")
+        sets.append(tokens)
+    return list(dict.fromkeys(sets))  # a repeated set runs once
+
+
+def recompute_cost(log_text: str, step_seconds: float) -> dict | None:
+    """The first batch-norm recompute in a tools.train log and its share of an
+    epoch's training at `step_seconds` a step: the default --eval_every=0
+    evaluates, and so recomputes, once per epoch; the same for the mean of the
+    later ones, if any (`later_*`). None: no recompute logged."""
+    epoch, recompute = EPOCH_LINE.search(log_text), BN_LINE.findall(log_text)
+    if not (epoch and recompute):
+        return None
+    batches, seconds, per_epoch = int(recompute[0][0]), float(recompute[0][1]), int(epoch.group(2))
+    later = [float(s) for _, s in recompute[1:]]  # traced and warmed up already
+    return {"batches": batches, "seconds": seconds, "steps_per_epoch": per_epoch,
+            "step_seconds": step_seconds, "epoch_share": seconds / (per_epoch * step_seconds),
+            "later_seconds": later,
+            "later_epoch_share": (sum(later) / len(later) / (per_epoch * step_seconds)
+                                  if later else None)}
+
+
+def train_ours(args, store: Path, steps: int, extra: tuple[str, ...] = ()) -> dict:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     root = args.work / "runs" / f"ours-steps{steps}-seed{args.seed}-{stamp}"
     root.mkdir(parents=True)
     cmd = ([sys.executable, "-m", "tools.train", *data_flags(args, store)[:1],
             f"--train_steps={steps}", *data_flags(args, store)[1:],
-            f"--eval_every={steps}", f"--workdir_root={root}"])
+            f"--eval_every={steps}", f"--workdir_root={root}", *extra])
     wall, text = run(cmd, root / "train.log")
     workdirs = [Path(p).parent for p in glob.glob(str(root / "*" / "config.json"))]
     if len(workdirs) != 1:
@@ -167,9 +218,12 @@ def train_ours(args, store: Path, steps: int) -> dict:
         raise RuntimeError(f"tools.train logged step {done} of {steps} ({root / 'train.log'})")
     steady = slice(1, None) if len(images) > 1 else slice(None)
     config = json.loads((workdirs[0] / "config.json").read_text(encoding="utf-8"))
+    bn = recompute_cost(text, sum(seconds[steady]) / (sum(images[steady]) / args.batch_size))
     return {"workdir": workdirs[0], "train_wall": wall, "first_loop": seconds[0],
             "images_per_s": sum(images[steady]) / sum(seconds[steady]), "command": cmd,
-            "precision": config.get("train", {}).get("model", {}).get("policy", "?")}
+            "precision": config.get("train", {}).get("model", {}).get("policy", "?"),
+            "flags": shlex.join(extra), "config": report.config_summary(config),
+            "bn_recompute": bn}
 
 
 def evaluate_ours(args, store: Path, workdir: Path) -> tuple[dict, dict, float]:
@@ -302,6 +356,9 @@ def parse_args():
                    help="Keras dtype policy; auto: what tools.train --precision=auto picks")
     p.add_argument("--figure_image", default="tile_6__image_part_004")
     p.add_argument("--skip_prepare", action="store_true", help="use the store in --work as is")
+    p.add_argument("--train_flags", default="",
+                   help='extra tools.train flags for ours; ";" separates the sets of a sweep '
+                        '("" or "-": the defaults), e.g. "--max_lr=0.2;--loss=ce+jaccard"')
     p.add_argument("--out", default="benchmarks/quality")
     args = p.parse_args()
     absolute = lambda v: Path(v) if os.path.isabs(v) else ROOT / v  # noqa: E731
@@ -313,6 +370,10 @@ def parse_args():
     if args.keras_dtype == "auto":
         from core.precision import default_policy_name  # pylint: disable=import-outside-toplevel
         args.keras_dtype = default_policy_name()
+    try:
+        args.flag_sets = parse_flag_sets(args.train_flags)
+    except ValueError as err:
+        p.error(str(err))
     if set(args.systems) - {"ours", "keras"}:
         p.error(f"--systems={','.join(args.systems)}: expected ours and/or keras")
     if args.work == args.data or args.data in args.work.parents:
@@ -353,18 +414,22 @@ def main() -> None:
     rows = report.load_rows(args.out)
     for steps in args.steps:
         predictions = {}
-        for system in args.systems:
-            print(f"\n=== {system}, {steps} steps ===", flush=True)
+        runs = [(s, extra) for s in args.systems
+                for extra in (args.flag_sets if s == "ours" else [()])]
+        for system, extra in runs:
+            print(f"\n=== {system}, {steps} steps {shlex.join(extra)} ===", flush=True)
             try:
                 if system == "ours":
-                    trained = train_ours(args, store, steps)
+                    trained = train_ours(args, store, steps, extra)
                     total, per_tile, eval_wall = evaluate_ours(args, store, trained["workdir"])
-                    predictions["ours"] = predict_one(load_ours(trained["workdir"]), figure[1])
-                    check = metrics.ConfusionMatrix(len(class_names))
-                    check.update(figure[2], predictions["ours"])
-                    print(f"{args.figure_image} mIoU: tools.evaluate "
-                          f"{per_tile[args.figure_image]['mean_iou']:.4f}, here "
-                          f"{check.to_dict(class_names)['mean_iou']:.4f}")
+                    if not extra:  # the sample figure shows the defaults
+                        predictions["ours"] = predict_one(load_ours(trained["workdir"]),
+                                                          figure[1])
+                        check = metrics.ConfusionMatrix(len(class_names))
+                        check.update(figure[2], predictions["ours"])
+                        print(f"{args.figure_image} mIoU: tools.evaluate "
+                              f"{per_tile[args.figure_image]['mean_iou']:.4f}, here "
+                              f"{check.to_dict(class_names)['mean_iou']:.4f}")
                 else:
                     trained = train_keras(args, info, steps, pipe_cfg)
                     total, predictions["keras"], eval_wall = score(
@@ -373,7 +438,7 @@ def main() -> None:
                 print(f"{system} {steps} steps FAILED: {err}", flush=True)
                 continue
             row = report.make_row(system, steps, args, total, class_names, trained, eval_wall)
-            rows[(system, steps, args.seed)] = row
+            rows[report.row_key(row)] = row
             print(report.row_line(row), flush=True)
             report.write(args.out, rows, class_names, machine, args, names)
         saved = args.work / "predictions"

@@ -217,6 +217,12 @@ class TilePredictor:
             self._fn, self._channels = fn, channels
         return self._fn
 
+    def weighted_windows(self, windows: np.ndarray) -> np.ndarray:
+        """[N,S,S,C] float32 windows -> TTA-averaged probabilities times the
+        blending weights, [N,S,S,K] float32: what the accumulators sum (the
+        streamed prediction of core/streaming.py sums the same)."""
+        return self._window_fn(windows.shape[-1])(windows).numpy()
+
     def _window(self, image: np.ndarray, y: int, x: int) -> np.ndarray:
         height, width = image.shape[:2]
         s = self.window

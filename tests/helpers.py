@@ -179,6 +179,43 @@ def make_workdir(root, bands=("R", "G", "B", "nDSM"), class_names=("road", "roof
     return workdir, model
 
 
+# Inputs of tools.predict: georeferenced RGBIR tiles with nDSM rasters.
+B = "top_potsdam_2_11_RGBIR"  # the second tile, smaller than a window
+
+
+def make_inputs(root):
+    """Two georeferenced RGBIR tiles (one smaller than a window) with nDSM, a
+    broken file and a 2-band file."""
+    from core.data import geotiff  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(5)
+    tiles_dir, elev_dir = os.path.join(root, "tiles"), os.path.join(root, "ndsm")
+    os.makedirs(tiles_dir)
+    os.makedirs(elev_dir)
+    arrays = {}
+    for name, (h, w), origin in (("a", (50, 70), (366000.0, 5808000.0)),
+                                 (B, (20, 13), (366100.0, 5808100.0))):
+        rgbir = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)  # R, G, B, IR
+        height = rng.uniform(0, 10, (h, w)).astype(np.float32)
+        if name == "a":
+            height[3:5, 7:10] = np.nan
+        geo = geotiff.make_geoinfo(25832, origin, 0.05)
+        geotiff.write_geotiff(os.path.join(tiles_dir, f"{name}.tif"), rgbir, geo)
+        # "a" is matched by name; "b" like Potsdam's archive, by its tile numbers.
+        elev_name = "a" if name == "a" else "dsm_potsdam_02_11_normalized_lastools"
+        geotiff.write_geotiff(os.path.join(elev_dir, f"{elev_name}.tif"), height, geo)
+        arrays[name] = (rgbir, height)
+    with open(os.path.join(tiles_dir, "broken.tif"), "wb") as f:
+        f.write(b"II*\x00 this is not a TIFF")
+    geotiff.write_geotiff(os.path.join(tiles_dir, "c.tif"), np.zeros((40, 40, 2), np.uint8), None)
+    return tiles_dir, elev_dir, arrays
+
+
+def expected_input(rgbir, height):
+    """The model's bands R, G, B, nDSM with NaN replaced by the mean height."""
+    filled = np.where(np.isnan(height), np.nanmean(height), height)
+    return np.concatenate([rgbir[..., :3].astype(np.float32), filled[..., None]], axis=-1)
+
+
 def make_folder_dataset(root, sizes, *, seed=0, elevation=True, bands=4):
     """images/<stem>_RGBIR.tif, masks/<stem>_label.tif (Potsdam colours),
     elevation/<stem>.tif. Returns {stem: (image, ids, elevation)}."""
@@ -273,6 +310,23 @@ def random_conv(size=3, channels=3, classes=4, seed=0, symmetric=False, depth=0)
         kernel = sum(np.rot90(k, r, axes=(0, 1)) for k in (kernel, kernel[:, ::-1])
                      for r in range(4)) / 8
     return Conv(kernel, rng.normal(size=classes), depth=depth)
+
+
+# --- exports ------------------------------------------------------------------------
+
+# predict_tile settings of the test exports (in-graph TTA: tests/core/test_inference.py).
+EXPORT_WINDOW, EXPORT_OVERLAP, EXPORT_TTA = 16, 0.25, None
+
+
+def info_for(model):
+    """model_info.json of a 3-class IR, R, G test export with the predict_tile
+    settings above."""
+    from core import export  # pylint: disable=import-outside-toplevel
+    return export.make_model_info(
+        model, class_names=["a", "b", "c"], palette=[(1, 2, 3), (4, 5, 6), (7, 8, 9)],
+        bands=["IR", "R", "G"], window=EXPORT_WINDOW, overlap=EXPORT_OVERLAP, tta=EXPORT_TTA,
+        batch_size=2,
+        input_dtype="uint16", band_ranges={"G": [3, 4000], "IR": [0, 4095.5], "R": [1, 2]})
 
 
 # --- rasters written with GDAL (rasterio) -------------------------------------------

@@ -13,6 +13,7 @@ the training inputs' "input_dtype" and "band_ranges" {band: [min, max]}, which
 tools.predict checks inputs against).
 Written to a temporary sibling folder and renamed; the previous export is kept
 as <export_dir>.previous. A folder that is not an export is never replaced.
+A temporary folder left by a killed export is removed by the next one.
 
   saved_model_cli show --dir runs/.../export --all
 One tools.* binary per process (absl flags are global).
@@ -21,7 +22,7 @@ import os
 
 from absl import app, flags, logging
 
-from tools import inference_flags, renamed_flags
+from tools import inference_flags, outputs, renamed_flags
 
 flags.adopt_module_key_flags(inference_flags)  # --helpshort lists the shared flags too
 flags.DEFINE_string("export_dir", None, "Destination; default MODEL/export.")
@@ -31,6 +32,13 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     inference_flags.require("model")
+    export_dir = FLAGS.export_dir or os.path.join(FLAGS.model, "export")
+    try:  # before the restore: the temporary folder goes next to export_dir
+        outputs.check_output_dir(export_dir, "--export_dir")
+        outputs.check_output_dir(os.path.dirname(os.path.abspath(export_dir)),
+                                 "--export_dir's parent")
+    except outputs.OutputError as err:
+        raise SystemExit(f"tools.export: {err}") from None
     from core import export
 
     try:
@@ -48,12 +56,13 @@ def main(argv):
             window=inference_flags.window(info), overlap=FLAGS.overlap, tta=FLAGS.tta,
             batch_size=FLAGS.windows_per_call,
             input_dtype=info.get("input_dtype"), band_ranges=info.get("band_ranges"),
+            encoder_weights=info.get("encoder_weights"),
             extra={"dataset": info.get("dataset"), "checkpoint": FLAGS.checkpoint,
                    "workdir": os.path.abspath(FLAGS.model)})
 
-        # --- export ---
-        path = export.export_saved_model(
-            model, FLAGS.export_dir or os.path.join(FLAGS.model, "export"), model_info)
+        # --- export (SIGTERM unwinds: the temporary folder is removed) ---
+        with outputs.sigterm_unwinds():
+            path = export.export_saved_model(model, export_dir, model_info, log=logging.info)
     except ValueError as err:  # WorkdirError, ExportError: one clear message
         raise SystemExit(f"tools.export: {err}") from None
     logging.info("exported to %s (signatures serving_default, predict_tile; "

@@ -17,7 +17,7 @@ import os
 
 from absl import app, flags, logging
 
-from tools import renamed_flags, train_flags  # (train_flags: the data and training flags)
+from tools import outputs, renamed_flags, train_flags  # (train_flags: data and training flags)
 
 flags.DEFINE_float("sweep_min_lr", 1e-6, "lr_find: learning rate of the sweep's first step.")
 flags.DEFINE_float("sweep_max_lr", 1.0, "lr_find: learning rate of the sweep's last step.")
@@ -44,8 +44,19 @@ def _sweep_range(values):
 FLAGS = flags.FLAGS
 
 
+def _check_output(output_dir: str) -> None:
+    """Before the sweep, whose results would otherwise be lost at the end."""
+    try:
+        outputs.check_output_dir(output_dir, "--output_dir",
+                                 files=("lr_find.csv", "lr_find.png"))
+    except outputs.OutputError as err:
+        raise SystemExit(f"tools.lr_find: {err}") from None
+
+
 def main(argv):
     del argv
+    if FLAGS.output_dir:  # a folder given: checked before TensorFlow is imported
+        _check_output(FLAGS.output_dir)
     import tensorflow as tf  # after absl parsed flags
     from core import precision
     from core.data import pipeline
@@ -58,6 +69,7 @@ def main(argv):
         raise SystemExit(f"tools.lr_find: {err}") from None
     config, name = setup.config, setup.name
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir_root, f"lr_find-{name}")
+    _check_output(output_dir)
 
     # --- model, loss, optimizer: tools.train's (train_loop.build), a fresh model ---
     tf.random.set_seed(FLAGS.seed)

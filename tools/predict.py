@@ -18,7 +18,15 @@ alpha == 0, missing heights) are 255 in the class raster. An input whose
 dtype is not the model's input_dtype (model_info.json; e.g. an 8-bit file
 for a model trained on 16-bit imagery) is refused unless --rescale_input
 says how to map its values (core/data/rescale.py). Unreadable or refused
-files are reported and skipped (exit 1). One tools.* binary per process.
+files are reported and skipped (exit 1). Files in --output_dir named like
+this binary's outputs are never read as inputs (--output_dir may be the
+input folder), and two inputs of one stem (scene.tif, scene.png) are refused
+before anything is predicted. One tools.* binary per process.
+
+Maps out (tools/maps_out.py): --stream reads and writes by window (rasters
+larger than memory, VRT mosaics) into Cloud-Optimized GeoTIFFs; --vector
+writes polygons; --num_shards/--shard_index split the inputs over machines,
+outputs are written atomically and skipped on rerun; --merge mosaics them.
 """
 import dataclasses
 import glob
@@ -27,7 +35,8 @@ import re
 
 from absl import app, flags, logging
 
-from tools import inference_flags, renamed_flags
+from tools import inference_flags, outputs, renamed_flags, shards
+from tools import maps_out  # --stream, --vector, shards, --merge
 
 flags.adopt_module_key_flags(inference_flags)  # --helpshort lists the shared flags too
 flags.DEFINE_string("input", None, "A tile file, a folder of tiles or a glob pattern.")
@@ -57,6 +66,42 @@ def list_inputs(pattern: str) -> list:
     return paths
 
 
+# What this binary writes per input `<stem>.<ext>`: never read back as an input.
+OUTPUT_SUFFIXES = ("_classes.tif", "_colour.png", "_probabilities.tif")
+
+
+def inputs_to_predict(paths: list, output_dir: str) -> list:
+    """`paths` without this binary's own earlier outputs in `output_dir`.
+
+    Outputs are named by the input's stem, so two inputs of one stem
+    (scene.tif and scene.png, or a/scene.tif and b/scene.tif) would overwrite
+    each other's: refused, naming both, before anything is predicted. Names
+    stay `<stem>_classes.tif` (what scripts and GIS projects expect) rather
+    than gaining a suffix that depends on which other files are present.
+
+    Raises:
+      ValueError: two inputs of one stem, or nothing but earlier outputs.
+    """
+    out = os.path.realpath(output_dir)
+    own = [p for p in paths if str(p).endswith(OUTPUT_SUFFIXES + maps_out.OWN_SUFFIXES)
+           and os.path.dirname(os.path.realpath(p)) == out]
+    if own:
+        logging.info("not predicting %d earlier output(s) of tools.predict in --output_dir "
+                     "(%s)", len(own), ", ".join(os.path.basename(p) for p in own[:4]))
+    kept, stems = [p for p in paths if p not in own], {}
+    for path in kept:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in stems:
+            raise ValueError(f"{stems[stem]} and {path} would both write {stem}_classes.tif "
+                             f"in --output_dir; rename one, or give --input a pattern that "
+                             f"picks one (e.g. '{os.path.dirname(path) or '.'}/*.tif')")
+        stems[stem] = path
+    if not kept:
+        raise ValueError(f"--input matched only earlier outputs of tools.predict in "
+                         f"--output_dir={output_dir}")
+    return kept
+
+
 def training_values(image, index: list, optical: list, info: dict, rescale, *,
                     path: str, valid=None):
     """[H,W,C] band values (source dtype) -> float32, the optical channels
@@ -79,6 +124,24 @@ def training_values(image, index: list, optical: list, info: dict, rescale, *,
             image[..., index], rescale, want, bands=optical,
             band_ranges=info.get("band_ranges"), valid=valid, path=path)
     return out
+
+
+def elevation_source(path: str, elevation: str, num_inputs: int) -> str:
+    """The --input_elevation raster of a tile: the file, or the one in the folder
+    with the tile's stem or numbers (a path naming the problem when none or
+    several match, so that reading it fails with that message)."""
+    from core.data import tiles
+    source, stem = elevation, tiles.tile_stem(path)
+    if os.path.isdir(elevation):  # same stem, or the same numbers (Potsdam's 2_13 / 02_13)
+        ids = lambda p: [int(n) for n in re.findall(r"\d+", tiles.tile_stem(p))]  # noqa: E731
+        found = [p for p in tiles.list_images(elevation) if tiles.tile_stem(p) == stem
+                 or ids(p) == ids(path) != []]
+        source = str(found[0]) if len(found) == 1 else f"{elevation}/{stem}.tif (" + (
+            "not found)" if not found else f"{len(found)} rasters match)")
+    elif num_inputs > 1:
+        raise ValueError(f"--input_elevation={elevation} is one file but --input matched "
+                         f"{num_inputs} tiles; give a folder")
+    return source
 
 
 def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescale=None):
@@ -111,16 +174,7 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescal
         return image, raster.valid
     if not elevation:
         raise ValueError(f"{path}: the model also takes {heights[0]}; give --input_elevation")
-    source, stem = elevation, tiles.tile_stem(path)
-    if os.path.isdir(elevation):  # same stem, or the same numbers (Potsdam's 2_13 / 02_13)
-        ids = lambda p: [int(n) for n in re.findall(r"\d+", tiles.tile_stem(p))]  # noqa: E731
-        found = [p for p in tiles.list_images(elevation) if tiles.tile_stem(p) == stem
-                 or ids(p) == ids(path) != []]
-        source = str(found[0]) if len(found) == 1 else f"{elevation}/{stem}.tif (" + (
-            "not found)" if not found else f"{len(found)} rasters match)")
-    elif num_inputs > 1:
-        raise ValueError(f"--input_elevation={elevation} is one file but --input matched "
-                         f"{num_inputs} tiles; give a folder")
+    source = elevation_source(path, elevation, num_inputs)
     height, valid = tiles.read_elevation(source)
     if height.shape != image.shape[:2]:
         raise ValueError(f"{source}: elevation is {height.shape[0]}x{height.shape[1]}, "
@@ -136,10 +190,21 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescal
 
 def main(argv):
     del argv
+    if FLAGS.merge and FLAGS.output_dir and not (FLAGS.model or FLAGS.input):
+        return maps_out.merge_main()  # only merge what the shards wrote
     inference_flags.require("model", "input", "output_dir")
+    # --- inputs and outputs: checked before TensorFlow is even imported ---
+    try:
+        outputs.check_output_dir(FLAGS.output_dir, "--output_dir")
+        paths = inputs_to_predict(list_inputs(FLAGS.input), FLAGS.output_dir)
+        maps_out.check_flags()
+        num_shards, shard = shards.resolve(FLAGS.num_shards, FLAGS.shard_index)
+        paths = shards.select(paths, num_shards, shard)
+    except ValueError as err:  # OutputError, TileError too
+        raise SystemExit(f"tools.predict: {err}") from None
     import imageio.v3 as iio
     import numpy as np
-    from core import inference
+    from core import inference, streaming
     from core.data import geotiff, labels
     from train_loop.progress import TileProgress
 
@@ -147,7 +212,6 @@ def main(argv):
     try:
         model, info = inference_flags.load_model()
         predictor = inference_flags.tile_predictor(model, info)
-        paths = list_inputs(FLAGS.input)
         if FLAGS.rescale_input in ("dtype", "range") and not info.get("input_dtype"):
             raise ValueError(f"--rescale_input={FLAGS.rescale_input}: {FLAGS.model} does not "
                              "record the dtype it was trained on (input_dtype); use none")
@@ -157,13 +221,30 @@ def main(argv):
     except ValueError as err:
         raise SystemExit(f"tools.predict: {err}") from None
     os.makedirs(FLAGS.output_dir, exist_ok=True)
+    paths = maps_out.pending(paths, FLAGS.output_dir, info["class_names"])
     logging.info("%d tile(s), window %d, overlap %.2f, tta %s", len(paths),
                  predictor.window, predictor.overlap, predictor.tta)
 
     # --- predict and write, tile by tile ---
     progress, failed = TileProgress(len(paths)), []
+    if FLAGS.stream:  # one bar over the shard's windows
+        streamer = streaming.StreamPredictor(predictor, FLAGS.block)
+        progress = maps_out.ShardProgress(maps_out.count_windows(paths, streamer),
+                                          f"shard {shard + 1}/{num_shards}")
     for index, path in enumerate(paths):
         stem = os.path.splitext(os.path.basename(path))[0]
+        if FLAGS.stream:
+            try:
+                summary = maps_out.predict_streamed(
+                    path, os.path.join(FLAGS.output_dir, stem), streamer, info, progress,
+                    training_values,
+                    lambda p: elevation_source(p, FLAGS.input_elevation, len(paths)))
+                logging.info("%s -> %s/%s_classes.tif; %s", path, FLAGS.output_dir, stem,
+                             summary)
+            except ValueError as err:  # unreadable, wrong bands, ...
+                logging.error("SKIPPED %s", err)
+                failed.append(path)
+            continue
         try:
             image, valid = model_input(path, info, FLAGS.input_bands, FLAGS.input_elevation,
                                        len(paths), FLAGS.rescale_input)
@@ -180,11 +261,18 @@ def main(argv):
         if geo is not None:  # the input's nodata means nothing for class ids
             geo = dataclasses.replace(geo, nodata=None)
         out = os.path.join(FLAGS.output_dir, stem)
-        geotiff.write_geotiff(out + "_classes.tif", classes, geo, nodata=labels.IGNORE_INDEX)
-        iio.imwrite(out + "_colour.png", labels.index_to_rgb(classes, info["palette"]))
+        # Each output under a temporary name, then moved: existing = complete.
+        classes_suffix, colour_suffix, probabilities_suffix = OUTPUT_SUFFIXES
+        with shards.atomic(out + classes_suffix) as part:
+            geotiff.write_geotiff(part, classes, geo, nodata=labels.IGNORE_INDEX)
+        with shards.atomic(out + colour_suffix) as part:
+            iio.imwrite(part, labels.index_to_rgb(classes, info["palette"]))
         if FLAGS.save_probabilities:
-            geotiff.write_geotiff(out + "_probabilities.tif",
-                                  np.round(probabilities * 255).astype(np.uint8), geo)
+            with shards.atomic(out + probabilities_suffix) as part:
+                geotiff.write_geotiff(part, np.round(probabilities * 255).astype(np.uint8), geo)
+        if FLAGS.vector:
+            maps_out.write_vector(out, classes, probabilities, info,
+                                  *maps_out.georeference(path))
         shares = np.bincount(classes.ravel(), minlength=256) / classes.size
         names = list(info["class_names"]) + (["no data"] if shares[255] else [])
         logging.info("%s -> %s_classes.tif%s; %s", path, out, "" if geo else " (no georeferencing)",
@@ -192,6 +280,10 @@ def main(argv):
                          info["class_names"])]) + [shares[255]])))
 
     # --- summary ---
+    if FLAGS.stream:
+        progress.close()
+    if FLAGS.merge and not failed:
+        maps_out.merge_main()
     if failed:
         raise SystemExit(f"tools.predict: {len(failed)} of {len(paths)} tile(s) failed: "
                          + ", ".join(failed))

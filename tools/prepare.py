@@ -18,7 +18,7 @@ import logging as std_logging
 from absl import app, flags, logging
 
 from tools import data_flags  # noqa: F401  (--data_dir, --bands, --elevation, --seed, --prepare_*)
-from tools import prepare_flags, renamed_flags
+from tools import outputs, prepare_flags, renamed_flags
 
 FLAGS = flags.FLAGS
 
@@ -41,6 +41,11 @@ def main(argv):
     if not FLAGS.prepare_src or not FLAGS.data_dir:
         raise app.UsageError("--prepare_src (the archive) and --data_dir (the store to "
                              "write) are required.")
+    try:
+        outputs.check_output_dir(FLAGS.data_dir, "--data_dir")
+    except outputs.OutputError as err:
+        logging.error("%s", err)
+        raise SystemExit(1) from None
     from core.data.tiles import TileError  # pylint: disable=import-outside-toplevel
 
     # The library logs with the standard logging module; show it through absl.

@@ -23,7 +23,8 @@ def main(argv):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from core.data import pipeline  # pylint: disable=import-outside-toplevel
     from layers import count_parameters  # pylint: disable=import-outside-toplevel
-    from train_loop import build, controller  # pylint: disable=import-outside-toplevel
+    from train_loop import build, controller, distribute  # pylint: disable=import-outside-toplevel
+    from train_loop import workdir_lock  # pylint: disable=import-outside-toplevel
     from train_loop import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
 
     # --- strategy first: multi-worker collectives must be set up before any op ---
@@ -48,9 +49,17 @@ def main(argv):
                      "--experiment_name, or --workdir with a larger --train_steps to "
                      "continue it", workdir)
         return
+    # One training per workdir (released at exit, also on SIGTERM): the chief
+    # locks the workdir, other workers of a multi-worker run their own folder.
+    try:
+        workdir_lock.lock_workdir(workdir if distribute.is_chief(strategy)
+                                  else distribute.worker_dir(workdir, strategy),
+                                  log=logging.warning)
+    except workdir_lock.WorkdirLockError as err:
+        raise SystemExit(f"tools.train: {err}") from None
     try:
         side = 2 ** config.model.depth  # variables do not depend on the image size
-        probe = build.make_model(run_config, config)
+        probe = build.make_model(run_config, config, for_training=False)
         probe(tf.zeros([1, side, side, info["in_channels"]]), training=False)
         workdir_lib.check_writable(workdir, workdir_lib.estimate_run_bytes(
             sum(count_parameters(probe)), config.loop.keep_checkpoints,

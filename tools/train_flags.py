@@ -7,10 +7,12 @@ import dataclasses
 from absl import flags
 
 from tools import data_flags  # noqa: F401  (data flags: --patch_size, --seed, ...)
-from train_loop.config import BatchNormConfig, LoopConfig, ModelConfig, OptimConfig, TrainConfig
+from train_loop.config import (BatchNormConfig, EncoderConfig, LoopConfig, ModelConfig,
+                               OptimConfig, TrainConfig)
 
 # Defaults are the config dataclasses' (one home); the flags only name them.
 _M, _O, _L, _B, _T = ModelConfig, OptimConfig, LoopConfig, BatchNormConfig, TrainConfig
+_E = EncoderConfig
 
 # --- model ---
 flags.DEFINE_integer("filters", _M.filters, "Filters of the first U-Net level (doubled per level).")
@@ -18,6 +20,18 @@ flags.DEFINE_enum("depth", str(_M.depth), ["3", "4", "5"], "U-Net skips (levels)
 flags.DEFINE_boolean("residual", _M.residual, "Residual blocks instead of plain conv blocks.")
 flags.DEFINE_enum("center", _M.center, ["conv", "serial_dilated", "parallel_dilated", "residual"],
                   "U-Net center block.")
+flags.DEFINE_enum("encoder", _M.encoder, ["unet", "resnet50", "convnext_tiny"],
+                  "U-Net encoder: unet (hand-built, --filters/--residual) or a pretrained "
+                  "network (layers.pretrained; weights from tools.import_encoder).")
+flags.DEFINE_string("encoder_weights", None, "Folder written by tools.import_encoder "
+                    "(encoder.json + checkpoint) to start the encoder from; default: "
+                    "random initialisation.")
+flags.DEFINE_integer("freeze_encoder_steps", _E.freeze_steps,
+                     "Steps during which the pretrained encoder "
+                     "is frozen: no update, batch-norm statistics fixed.")
+flags.DEFINE_float("encoder_lr_multiplier", _E.lr_multiplier,
+                   "The pretrained encoder's learning rate "
+                   "is this times the schedule's.")
 # --- batch norm ---
 flags.DEFINE_float("bn_momentum", _B.momentum, "Momentum of the batch-norm moving averages "
                    "(every layer).")
@@ -32,6 +46,12 @@ flags.DEFINE_string("loss", _T.loss, "ce|focal|jaccard|dice|lovasz or a weighted
                     "'ce+jaccard' or '0.5*ce+1.0*lovasz'.")
 flags.DEFINE_list("class_weights", None, "Per-class loss weights, one float per class.")
 flags.DEFINE_float("focal_gamma", _T.focal_gamma, "Focusing parameter of the focal loss.")
+flags.DEFINE_list("focal_alpha", _T.focal_alpha, "Focal loss alpha: one float (the focal term "
+                  "times it) or one per class (pixels weighted by their class's); default none, "
+                  "no rescaling (RetinaNet's 0.25 is for its binary sigmoid form).")
+flags.DEFINE_boolean("lovasz_per_image", _T.lovasz_per_image, "Lovasz loss per image, averaged "
+                     "over the batch's images (Berman's per_image=True), instead of over the "
+                     "batch.")
 # --- optimizer and schedule ---
 flags.DEFINE_float("max_lr", _O.max_lr,
                    "Peak (one_cycle) or initial (plateau, constant) learning rate.")
@@ -102,8 +122,24 @@ flags.register_validator("bn_momentum", lambda v: 0.0 <= v <= 1.0,
                          "--bn_momentum must be in [0, 1]")
 flags.register_validator("bn_recompute_batches", lambda v: v >= 0,
                          "--bn_recompute_batches must be >= 0 (0: off)")
+flags.register_validator("freeze_encoder_steps", lambda v: v >= 0,
+                         "--freeze_encoder_steps must be >= 0")
+flags.register_validator("encoder_lr_multiplier", lambda v: v >= 0,
+                         "--encoder_lr_multiplier must be >= 0")
 flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 0 for x in v),
                          "--class_weights must be positive floats, e.g. 1,1,1,1,4,1")
+flags.register_validator("focal_alpha", lambda v: v is None or all(float(x) > 0 for x in v),
+                         "--focal_alpha must be positive floats: one, or one per class")
+
+
+@flags.multi_flags_validator(["loss", "focal_alpha", "lovasz_per_image"],
+                             message="--focal_alpha needs a focal term in --loss (focal, "
+                             "ce+focal, ...) and --lovasz_per_image a lovasz term")
+def _loss_options_have_their_term(values):
+    from train_loop.config import loss_terms  # pylint: disable=import-outside-toplevel
+    terms = loss_terms(values["loss"])
+    return ((values["focal_alpha"] is None or "focal" in terms)
+            and (not values["lovasz_per_image"] or "lovasz" in terms))
 
 
 @flags.multi_flags_validator(["epochs", "train_steps"],
@@ -111,6 +147,16 @@ flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 
 def _one_length(values):
     return (values["epochs"] is None) != (values["train_steps"] is None) and (
         (values["epochs"] or 0) > 0 or (values["train_steps"] or 0) > 0)
+
+
+@flags.multi_flags_validator(
+    ["encoder", "encoder_weights", "freeze_encoder_steps", "encoder_lr_multiplier"],
+    message="--encoder_weights, --freeze_encoder_steps and --encoder_lr_multiplier "
+            "need a pretrained --encoder (resnet50, convnext_tiny)")
+def _pretrained_options(values):
+    return values["encoder"] != "unet" or (
+        values["encoder_weights"] is None and values["freeze_encoder_steps"] == 0
+        and values["encoder_lr_multiplier"] == 1.0)
 
 
 @flags.multi_flags_validator(["optimizer", "nesterov"],
@@ -139,6 +185,7 @@ def resolve_precision(name: str) -> str:
 
 def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int):
     """Builds the frozen TrainConfig once; library code never sees FLAGS."""
+    import os  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     f = flag_values
@@ -146,6 +193,14 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
     if weights is not None and len(weights) != num_classes:
         raise flags.ValidationError(
             f"--class_weights has {len(weights)} values; the data has {num_classes} classes")
+    alpha = tuple(float(a) for a in f.focal_alpha) if f.focal_alpha else None
+    if alpha is not None and len(alpha) not in (1, num_classes):
+        raise flags.ValidationError(
+            f"--focal_alpha has {len(alpha)} values; give one, or one per class ({num_classes})")
+    weights_info = None
+    if f.encoder_weights:  # a wrong folder fails here, before anything is written
+        from layers.pretrained import read_encoder_info  # pylint: disable=import-outside-toplevel
+        weights_info = read_encoder_info(f.encoder_weights, f.encoder)
     train_steps = f.train_steps or max(1, int(round(f.epochs * steps_per_epoch)))
     eval_every = f.eval_every or steps_per_epoch
     jit = f.jit_compile
@@ -153,8 +208,10 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
         jit = bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
     return TrainConfig(
         model=ModelConfig(filters=f.filters, depth=int(f.depth), residual=f.residual,
-                          center=f.center, policy=resolve_precision(f.precision)),
-        loss=f.loss, class_weights=weights, focal_gamma=f.focal_gamma,
+                          center=f.center, policy=resolve_precision(f.precision),
+                          encoder=f.encoder),
+        loss=f.loss, class_weights=weights, focal_gamma=f.focal_gamma, focal_alpha=alpha,
+        lovasz_per_image=f.lovasz_per_image,
         optim=OptimConfig(
             max_lr=f.max_lr, momentum=f.momentum, nesterov=f.nesterov,
             weight_decay=f.weight_decay, clip_norm=f.clip_norm, schedule=f.schedule,
@@ -171,7 +228,11 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
             deterministic=f.deterministic, summary_images=f.summary_images,
             strategy=f.strategy),
         batch_norm=BatchNormConfig(momentum=f.bn_momentum,
-                                   recompute_batches=f.bn_recompute_batches))
+                                   recompute_batches=f.bn_recompute_batches),
+        encoder=EncoderConfig(
+            weights=os.path.abspath(f.encoder_weights) if f.encoder_weights else None,
+            weights_info=weights_info,
+            freeze_steps=f.freeze_encoder_steps, lr_multiplier=f.encoder_lr_multiplier))
 
 
 @dataclasses.dataclass(frozen=True)

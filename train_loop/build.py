@@ -22,19 +22,21 @@ def run_config(config: TrainConfig, info: dict, pipeline_config, name: str) -> d
             "experiment_name": name}
 
 
-def make_model(run_cfg: dict, config: TrainConfig, *, cross_replica_bn: bool = False):
-    """The untrained UNet of `run_config(...)`, with the run's batch-norm
-    momentum (`cross_replica_bn`: synchronised statistics over replicas)."""
-    return workdir_lib.build_model(run_cfg, cross_replica_bn=cross_replica_bn,
+def make_model(run_cfg: dict, config: TrainConfig, *, cross_replica_bn: bool = False,
+               for_training: bool = True):
+    """The UNet of `run_config(...)` a run starts from, with the run's
+    batch-norm momentum (`cross_replica_bn`: synchronised statistics over
+    replicas) and, `for_training`, a pretrained encoder's weights loaded
+    (`workdir.build_model`; False: random weights, e.g. to count them)."""
+    return workdir_lib.build_model(run_cfg, for_training=for_training,
+                                   cross_replica_bn=cross_replica_bn,
                                    bn_momentum=config.batch_norm.momentum)
 
 
 def make_loss(config: TrainConfig) -> Callable:
-    """`loss(labels, logits) -> scalar` for config.loss (`core.losses.get_loss`)."""
-    kwargs = {"class_weights": config.class_weights}
-    if "focal" in config.loss:  # only a spec with a focal term accepts gamma
-        kwargs["gamma"] = config.focal_gamma
-    return losses.get_loss(config.loss, **kwargs)
+    """`loss(labels, logits) -> scalar` for config.loss and its options
+    (`core.losses.get_loss`, `TrainConfig.loss_kwargs`)."""
+    return losses.get_loss(config.loss, **config.loss_kwargs())
 
 
 def make_optimizer(config: TrainConfig, learning_rate: Optional[float] = None):
@@ -44,6 +46,18 @@ def make_optimizer(config: TrainConfig, learning_rate: Optional[float] = None):
         o.optimizer, o.max_lr if learning_rate is None else learning_rate,
         momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
         beta_2=o.adam_beta_2, epsilon=o.adam_epsilon)
+
+
+def add_encoder_group(optimizer, model, config: TrainConfig) -> None:
+    """A pretrained encoder's variables as an optimizer parameter group: its
+    learning-rate multiplier and its frozen first steps (config.encoder).
+    Nothing for a model without `encoder_variables`. Call after
+    `optimizer.build`, under the strategy scope."""
+    if getattr(model, "encoder_variables", ()):
+        optimizer.add_group("encoder", model.encoder_variables,
+                            lr_multiplier=config.encoder.lr_multiplier,
+                            freeze_steps=config.encoder.freeze_steps,
+                            frozen_flag=model.encoder_frozen)
 
 
 def make_schedule(config: TrainConfig) -> Optional[Callable]:

@@ -4,6 +4,7 @@ flags once and passes down (the library never reads absl flags).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Optional, Tuple
 
 
@@ -15,6 +16,22 @@ class ModelConfig:
     residual: bool = True
     center: str = "conv"
     policy: str = "float32"
+    encoder: str = "unet"  # or a pretrained one: layers.pretrained.ENCODERS
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Fine-tuning a pretrained encoder (`layers.pretrained`): `weights`, a
+    folder of `tools.import_encoder` (None: random initialisation); the
+    encoder is frozen (no update, batch-norm statistics fixed) for the first
+    `freeze_steps` steps and then trains at `lr_multiplier` times the
+    learning rate (an optimizer parameter group, `core.optim`).
+    `weights_info` is the folder's encoder.json, recorded for the export's
+    model_info.json."""
+    weights: Optional[str] = None
+    weights_info: Optional[dict] = None
+    freeze_steps: int = 0
+    lr_multiplier: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,9 +112,41 @@ class TrainConfig:
     loss: str = "ce"
     class_weights: Optional[Tuple[float, ...]] = None
     focal_gamma: float = 2.0
+    # None: no weighting; one value: the focal term times it; K values: per class.
+    focal_alpha: Optional[Tuple[float, ...]] = None
+    lovasz_per_image: bool = False
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
     batch_norm: BatchNormConfig = dataclasses.field(default_factory=BatchNormConfig)
+    encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
+
+    def __post_init__(self):
+        terms = loss_terms(self.loss)
+        if self.focal_alpha is not None and "focal" not in terms:
+            raise ValueError(f"TrainConfig.focal_alpha (--focal_alpha) is set but the loss "
+                             f"{self.loss!r} has no focal term")
+        if self.lovasz_per_image and "lovasz" not in terms:
+            raise ValueError(f"TrainConfig.lovasz_per_image (--lovasz_per_image) is set but "
+                             f"the loss {self.loss!r} has no lovasz term")
+
+    def loss_kwargs(self) -> dict:
+        """Keyword arguments of `core.losses.get_loss(self.loss, **kwargs)`:
+        each option only when a term takes it (get_loss rejects the rest)."""
+        terms = loss_terms(self.loss)
+        kwargs = {"class_weights": self.class_weights}
+        if "focal" in terms:
+            kwargs["gamma"] = self.focal_gamma
+            if self.focal_alpha is not None:
+                alpha = self.focal_alpha
+                kwargs["alpha"] = alpha[0] if len(alpha) == 1 else list(alpha)
+        if "lovasz" in terms:
+            kwargs["per_image"] = self.lovasz_per_image
+        return kwargs
+
+
+def loss_terms(spec: str) -> set:
+    """The loss names in a spec such as "0.5*ce+1.0*lovasz" (parsed by get_loss)."""
+    return set(re.findall(r"[a-z_]+", spec.lower()))
 
 
 def experiment_name(config: TrainConfig, *, patch_size: int, scale: float,
@@ -105,7 +154,7 @@ def experiment_name(config: TrainConfig, *, patch_size: int, scale: float,
     """Names a run from its config, like the talk's
     `unet_input256_skip4_residual_serialCenter_sgd_jaccard_bs50_onecycle`."""
     m, o = config.model, config.optim
-    parts = ["unet", f"input{patch_size}"]
+    parts = ["unet" if m.encoder == "unet" else f"unet_{m.encoder}", f"input{patch_size}"]
     if scale != 1.0:
         parts.append(f"scale{scale:g}")
     parts += [

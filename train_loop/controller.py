@@ -127,6 +127,7 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
         sample = next(iter(eval_dataset_fn(None).take(1)))
         model(sample["image"][:1], training=False)
         optimizer.build(model.trainable_variables)
+        build.add_encoder_group(optimizer, model, config)
 
     # --- steps, data, evaluation ---
     loss_fn = build.make_loss(config)

@@ -43,12 +43,32 @@ def machine_line() -> str:
             f"load average {load} at the start")
 
 
+def row_key(row: dict) -> tuple:
+    """A rerun with the same system, steps, seed and extra flags replaces its row."""
+    return row["system"], row["steps"], row["seed"], row.get("flags", "")
+
+
 def load_rows(out: Path) -> dict:
     path = out / "results.json"
     if not path.is_file():
         return {}
     rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
-    return {(r["system"], r["steps"], r["seed"]): r for r in rows}
+    return {row_key(r): r for r in rows}
+
+
+def config_summary(config: dict) -> str:
+    """The values a sweep varies, as tools.train recorded them in config.json (so a
+    row stays readable after the defaults change): e.g. "sgd lr 0.1 wd 0 warm 0.3 ce"."""
+    train, pipe = config.get("train", {}), config.get("pipeline", {})
+    optim = train.get("optim", {})
+    text = (f"{optim.get('optimizer', '?')} lr {optim.get('max_lr', '?'):g} "
+            f"wd {optim.get('weight_decay') or 0:g} warm {optim.get('pct_start', '?'):g} "
+            f"{train.get('loss', '?')}")
+    if optim.get("schedule", "one_cycle") != "one_cycle":
+        text += f" {optim['schedule']}"
+    if pipe.get("sampling", "grid") != "grid":
+        text += f" {pipe['sampling']}-sampling"
+    return text
 
 
 def make_row(system: str, steps: int, args, total: dict, class_names: list,
@@ -61,6 +81,8 @@ def make_row(system: str, steps: int, args, total: dict, class_names: list,
             "first_loop": trained["first_loop"], "eval_wall": eval_wall,
             "command": shlex.join(["python", *trained["command"][1:]])
             if "command" in trained else None,
+            "flags": trained.get("flags", ""), "config": trained.get("config"),
+            "bn_recompute": trained.get("bn_recompute"),
             "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC"),
             "load": round(os.getloadavg()[0], 1)}
 
@@ -70,7 +92,7 @@ def _f(v, digits=4):
 
 
 def row_line(row: dict) -> str:
-    return (f"{row['system']} {row['steps']} steps: mIoU {_f(row['mean_iou'])} OA "
+    return (f"{row['system']} {row.get('flags') or ''} {row['steps']} steps: mIoU {_f(row['mean_iou'])} OA "
             f"{_f(row['overall_accuracy'])} | "
             + " ".join(f"{c} {_f(v, 3)}" for c, v in row["iou"].items())
             + f" | {row['images_per_s']:.2f} img/s, train {row['train_wall']:.0f} s "
@@ -78,20 +100,58 @@ def row_line(row: dict) -> str:
 
 
 def markdown_table(rows: dict, class_names: list) -> str:
-    head = (["system", "precision", "steps", "seed", "mIoU", "OA"]
+    head = (["system", "flags", "precision", "steps", "seed", "mIoU", "OA"]
             + [f"IoU {c}" for c in class_names]
-            + ["train img/s", "train wall", "s/step", "scoring", "load", "finished"])
+            + ["train img/s", "train wall", "s/step", "BN recompute", "scoring", "load",
+               "finished"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for key in sorted(rows, key=lambda k: (k[1], k[2], k[0] != "ours")):
+    for key in sorted(rows, key=lambda k: (k[1], k[2], k[0] != "ours", k[3])):
         r = rows[key]
-        cells = ([r["system"], r["precision"], str(r["steps"]), str(r["seed"]),
+        cells = ([r["system"], _flags_cell(r), r["precision"], str(r["steps"]), str(r["seed"]),
                   _f(r["mean_iou"]), _f(r["overall_accuracy"])]
                  + [_f(r["iou"].get(c), 3) for c in class_names]
                  + [f"{r['images_per_s']:.2f}", f"{r['train_wall']:.0f} s",
-                    f"{r['batch'] / r['images_per_s']:.2f}", f"{r['eval_wall']:.0f} s",
+                    f"{r['batch'] / r['images_per_s']:.2f}", bn_cell(r),
+                    f"{r['eval_wall']:.0f} s",
                     str(r["load"]),
                     r["finished"]])
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _flags_cell(row: dict) -> str:
+    return f"`{row['flags']}`" if row.get("flags") else "(defaults)"
+
+
+def bn_cell(row: dict) -> str:
+    """The batch-norm recompute before the row's evaluation, as a share of one
+    epoch's training (the default --eval_every evaluates once per epoch)."""
+    bn = row.get("bn_recompute")
+    if not bn:
+        return "-"
+    return (f"{bn['batches']} b, {bn['seconds']:.1f} s = {100 * bn['epoch_share']:.1f} % "
+            f"of {bn['steps_per_epoch']} steps")
+
+
+def sweep_table(rows: dict, class_names: list) -> str:
+    """Ours' rows at each step count with at least one flagged row, best mIoU first;
+    "used" is what tools.train ran with (config.json), so rows of defaults measured
+    before a change of the defaults say which defaults they had."""
+    head = (["flags", "used", "steps", "seed", "mIoU", "OA"] + [f"IoU {c}" for c in class_names]
+            + ["train wall", "s/step", "BN recompute", "load", "finished"])
+    lengths = sorted({k[1] for k in rows if k[0] == "ours" and k[3]})
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for steps in lengths:
+        keys = sorted((k for k in rows if k[0] == "ours" and k[1] == steps),
+                      key=lambda k: (-(rows[k]["mean_iou"] or 0), k[2], k[3]))
+        for key in keys:
+            r = rows[key]
+            lines.append("| " + " | ".join(
+                [_flags_cell(r), r.get("config") or "?", str(steps), str(r["seed"]),
+                 _f(r["mean_iou"]), _f(r["overall_accuracy"])]
+                + [_f(r["iou"].get(c), 3) for c in class_names]
+                + [f"{r['train_wall']:.0f} s", f"{r['batch'] / r['images_per_s']:.2f}",
+                   bn_cell(r), str(r["load"]), r["finished"]]) + " |")
     return "\n".join(lines)
 
 
@@ -104,14 +164,17 @@ def learning_curve(path: Path, rows: dict) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for system, style in (("ours", "o-"), ("keras", "s--")):
         for seed in sorted({k[2] for k in rows if k[0] == system}):
-            pts = sorted((k[1], rows[k]["mean_iou"]) for k in rows
-                         if k[0] == system and k[2] == seed and rows[k]["mean_iou"] is not None)
+            pts = sorted((k[1], rows[k]["mean_iou"]) for k in rows  # no sweep rows
+                         if k[0] == system and k[2] == seed and not k[3]
+                         and rows[k]["mean_iou"] is not None)
             if pts:
-                ax.plot(*zip(*pts), style, label=f"{system} ({rows[(system, pts[0][0], seed)]['precision']}"
-                        f", seed {seed})")
+                last = rows[(system, pts[-1][0], seed, "")]
+                used = f", {last['config']}" if last.get("config") else ""
+                ax.plot(*zip(*pts), style,
+                        label=f"{system} ({last['precision']}{used}, seed {seed})")
     ax.set(xscale="log", xlabel="training steps (batch 8, 256x256)", ylabel="held-out mIoU",
            title="dubai-aerial, whole held-out images")
-    ax.set_xticks(sorted({k[1] for k in rows}))  # the measured lengths, not powers of 10
+    ax.set_xticks(sorted({k[1] for k in rows if not k[3]}))  # the measured lengths, not powers of 10
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.grid(True, which="both", alpha=.3)
@@ -182,7 +245,12 @@ def write(out: Path, rows: dict, class_names: list, machine: str, args, names: d
         "(start-up, tracing, one validation pass on held-out patches at the end, "
         "checkpoints), keras = build + fit. "
         "scoring: ours = the `tools.evaluate` process, keras = in process. load: 1-minute "
-        "load average when the row finished.",
+        "load average when the row finished. BN recompute (ours): the batch-norm "
+        "statistics re-estimated before the run's one evaluation, batches and seconds "
+        "as tools.train logged them (the first recompute of a process: it includes "
+        "tracing the forward pass and filling the shuffle buffer), and that time as a "
+        "share of training one epoch at the row's s/step: the cost per epoch of the "
+        "default --eval_every=0 (one evaluation per epoch).",
         "",
         f"Machine (last invocation): {machine}. The 2 cores are shared with other agents' "
         "jobs: times vary with their load, so compare within a row's time, not across runs.",
@@ -197,3 +265,19 @@ def write(out: Path, rows: dict, class_names: list, machine: str, args, names: d
         "",
     ]
     (out / "results.md").write_text("\n".join(text), encoding="utf-8")
+    if any(k[3] for k in rows):
+        (out / "sweep.md").write_text("\n".join([
+            "# Sweep of tools.train's defaults on real imagery (dubai-aerial)",
+            "",
+            "Written by `python -m benchmarks.bench_quality --systems=ours --train_flags=...` "
+            "(see its docstring): ours with extra tools.train flags, everything else as in "
+            "results.md (patches 256x256, batch 8, seed as listed, held-out areas "
+            + ", ".join(args.val_areas) + ", whole images). Best mIoU first at each "
+            "length. flags: the extra flags; used: what tools.train ran with (its "
+            "config.json: optimizer, peak lr, weight decay, one-cycle warm-up share, loss). "
+            "One seed per row: differences of a few hundredths are within the run-to-run "
+            "spread (data order is not fixed without --deterministic).",
+            "",
+            sweep_table(rows, class_names),
+            "",
+        ]), encoding="utf-8")

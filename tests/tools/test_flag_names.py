@@ -18,12 +18,14 @@ import tensorflow as tf
 from tests.helpers import run, run_tool
 
 BINARIES = ("train", "lr_find", "evaluate", "predict", "export", "prepare",
-            "time_pipeline", "make_demo_data")
+            "time_pipeline", "make_demo_data", "import_encoder")
 # Declared by each binary itself, with the one meaning they share.
 OWN_DECLARATIONS = {
     "output_dir": "the folder the binary writes its results to",
+    "out": "the folder the binary writes its results to",
     "split": "a split of the prepared store",
     "seed": "the seed of everything random the binary does",
+    "encoder": "a pretrained encoder by name (layers.pretrained; train also takes unet)",
 }
 
 COLLECT = """

@@ -16,42 +16,7 @@ import tensorflow as tf
 from core import inference
 from core.data import geotiff
 from core.data.raster import read_raster
-from tests.helpers import PALETTE, make_workdir, run_tool
-
-B = "top_potsdam_2_11_RGBIR"  # the second tile, smaller than a window
-
-
-def make_inputs(root):
-    """Two georeferenced RGBIR tiles (one smaller than a window) with nDSM, a
-    broken file and a 2-band file."""
-    rng = np.random.default_rng(5)
-    tiles_dir, elev_dir = os.path.join(root, "tiles"), os.path.join(root, "ndsm")
-    os.makedirs(tiles_dir)
-    os.makedirs(elev_dir)
-    arrays = {}
-    for name, (h, w), origin in (("a", (50, 70), (366000.0, 5808000.0)),
-                                 (B, (20, 13), (366100.0, 5808100.0))):
-        rgbir = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)  # R, G, B, IR
-        height = rng.uniform(0, 10, (h, w)).astype(np.float32)
-        if name == "a":
-            height[3:5, 7:10] = np.nan
-        geo = geotiff.make_geoinfo(25832, origin, 0.05)
-        geotiff.write_geotiff(os.path.join(tiles_dir, f"{name}.tif"), rgbir, geo)
-        # "a" is matched by name; "b" like Potsdam's archive, by its tile numbers.
-        elev_name = "a" if name == "a" else "dsm_potsdam_02_11_normalized_lastools"
-        geotiff.write_geotiff(os.path.join(elev_dir, f"{elev_name}.tif"), height, geo)
-        arrays[name] = (rgbir, height)
-    with open(os.path.join(tiles_dir, "broken.tif"), "wb") as f:
-        f.write(b"II*\x00 this is not a TIFF")
-    geotiff.write_geotiff(os.path.join(tiles_dir, "c.tif"), np.zeros((40, 40, 2), np.uint8), None)
-    return tiles_dir, elev_dir, arrays
-
-
-def expected_input(rgbir, height):
-    """The model's bands R, G, B, nDSM with NaN replaced by the mean height."""
-    filled = np.where(np.isnan(height), np.nanmean(height), height)
-    return np.concatenate([rgbir[..., :3].astype(np.float32), filled[..., None]], axis=-1)
-
+from tests.helpers import B, PALETTE, expected_input, make_inputs, make_workdir, run_tool
 
 class PredictToolTest(tf.test.TestCase):
 

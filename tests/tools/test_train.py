@@ -31,6 +31,8 @@ class TrainBinaryTest(tf.test.TestCase):
         latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints", "latest"))
         self.assertEndsWith(latest, "ckpt-2")
         self.assertFalse(os.path.exists(os.path.join(workdir, "DONE")))
+        # The workdir lock went with the process (its SIGTERM handler returned).
+        self.assertFalse(os.path.exists(os.path.join(workdir, "LOCK")))
 
         # 2. The same command resumes at step 2 and runs to 8.
         second = run(train_command(flagfile))
