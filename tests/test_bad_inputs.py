@@ -118,14 +118,14 @@ def setUpModule():  # pylint: disable=invalid-name
         for name, array in files.items():
             _write_tile(os.path.join(F[key], name), array)
     # A folder predicted before into itself (outside the hashed tree: the
-    # outputs land there): a tile and two earlier outputs, garbage here, which
-    # fail loudly if read as inputs.
+    # outputs land there): a tile and the outputs of an earlier tile, garbage
+    # here, which fail loudly if read as inputs.
     F["rerun"] = os.path.join(root, "rerun")
     os.makedirs(F["rerun"])
     _write_tile(os.path.join(F["rerun"], "a.tif"), image)
     with open(os.path.join(F["rerun"], "a.tif"), "rb") as f:
         F["rerun_hash"] = hashlib.sha256(f.read()).hexdigest()
-    for name in ("a_classes.tif", "a_colour.png"):
+    for name in ("old_classes.tif", "old_colour.png"):
         with open(os.path.join(F["rerun"], name), "wb") as f:
             f.write(b"an earlier run's output")
     with open(os.path.join(F["mixed"], "broken.tif"), "wb") as f:
@@ -183,13 +183,14 @@ def _only_c_predicted(test, out):
     test.assertEqual(sorted(os.listdir(out)), ["c_classes.tif", "c_colour.png"])
 
 
-def _rerun_outputs_replaced(test, out):
+def _rerun_predicts_only_the_tile(test, out):
     del out  # the outputs went to the input folder
-    test.assertEqual(sorted(os.listdir(F["rerun"])), ["a.tif", "a_classes.tif", "a_colour.png"])
+    test.assertEqual(sorted(os.listdir(F["rerun"])), [
+        "a.tif", "a_classes.tif", "a_colour.png", "old_classes.tif", "old_colour.png"])
     with open(os.path.join(F["rerun"], "a.tif"), "rb") as f:
         test.assertEqual(hashlib.sha256(f.read()).hexdigest(), F["rerun_hash"])
     classes = iio.imread(os.path.join(F["rerun"], "a_classes.tif"))
-    test.assertEqual(classes.shape, (20, 24))  # the earlier garbage was replaced
+    test.assertEqual(classes.shape, (20, 24))
     test.assertLess(classes.max(), len(CLASSES))
 
 
@@ -254,7 +255,7 @@ CASES = [
     Case("predict_twice_into_its_input_folder", "predict",
          ["--model={export}", "--input={rerun}", "--output_dir={rerun}"], 0,
          r"not predicting 2 earlier output\(s\) of tools\.predict in --output_dir "
-         r"\(a_classes\.tif, a_colour\.png\)", _rerun_outputs_replaced),
+         r"\(old_classes\.tif, old_colour\.png\)", _rerun_predicts_only_the_tile),
     Case("predict_output_dir_is_a_file", "predict",
          ["--model={export}", "--input={good}", "--output_dir={a_file}"], 1,
          r"^tools\.predict: --output_dir={a_file} is a file, not a folder; give a folder$"),
