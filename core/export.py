@@ -18,7 +18,10 @@ only needs TensorFlow). It holds:
       (a plain restored function, not a signature: `tools.predict` drives
       its own sliding windows with it).
   model_info: a `tf.saved_model.Asset`, assets/model_info.json: class names,
-      palette, bands, normalisation mean/std, num_classes, in_channels, depth,
+      palette, bands, normalisation mean/std (the model's in-graph first op,
+      (x - mean) / std: with a pretrained encoder, what its weights expect,
+      see layers/pretrained.py; "encoder" names the encoder and where its
+      weights came from), num_classes, in_channels, depth,
       the predict_tile settings, and what the inputs were in training:
       "input_dtype" (numpy dtype name of the optical bands: uint8, uint16,
       int16 or float32) and "band_ranges" {band: [min, max]} over the train
@@ -35,15 +38,25 @@ Writing is atomic per folder: the SavedModel goes to a temporary sibling
 to `<export_dir>.previous` (replacing an older `.previous`) and the new one
 renamed into place. An interrupted export leaves the previous one whole. A
 folder that exists and is not an export (no saved_model.pb) is never
-replaced or deleted: the export is refused (an empty folder is fine).
+replaced or deleted: the export is refused (an empty folder is fine). The
+temporary folder is named `<export_dir>.tmp-<host>-<pid>-XXXX`: one that a
+killed export (kill -9, power loss) left behind is removed by the next export
+to the same place once its process is gone.
+
+A damaged export or checkpoint (a corrupt saved_model.pb, a truncated
+variables file, a corrupt index) is reported in one line naming the file
+(`damaged_file`), never as a protobuf or IndexError traceback.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -125,6 +138,7 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
                     overlap: float = 0.25, tta: Any = None, batch_size: int = 4,
                     input_dtype: str | None = None,
                     band_ranges: dict[str, Sequence[float]] | None = None,
+                    encoder_weights: dict | None = None,
                     extra: dict | None = None) -> dict:
     """The model_info.json content, checked against the model.
 
@@ -133,6 +147,8 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
         "uint16", "int16", "float32"; info.json's `dtype`); None if unknown.
       band_ranges: {band: [min, max]} of the training bands (info.json
         band_stats, train split); None if unknown.
+      encoder_weights: a pretrained encoder's encoder.json (source, the
+        normalisation its weights expect), or None.
 
     Raises:
       ExportError: class names/palette/bands that do not match the model, an
@@ -172,6 +188,10 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
         "tta": list(inference.parse_tta(tta)), "batch_size": int(batch_size),
         "input_dtype": None if input_dtype is None else str(input_dtype),
         "band_ranges": band_ranges,
+        "normalisation": "(x - mean) / std per band, inside the model (its first op): "
+                         "the signatures take raw band values",
+        "encoder": {"name": str(getattr(model, "config", {}).get("encoder", "unet")),
+                    "weights": encoder_weights},
         "signatures": {
             "serving_default": "images [N,H,W,C] float32 (raw band values of "
                                "input_dtype) -> probabilities [N,H,W,K] "
@@ -192,13 +212,66 @@ def _check_target(export_dir: str) -> None:
                               f"export_dir or move it away")
 
 
-def export_saved_model(model, export_dir: str, info: dict) -> str:
+# The parts of a SavedModel folder: a temporary folder holding only these is
+# an export's own, and may be removed once its process is gone.
+_SAVED_MODEL_PARTS = {"saved_model.pb", "variables", "assets", "fingerprint.pb"}
+
+
+def _temporary_prefix(export_dir: str) -> str:
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
+    return f"{os.path.basename(export_dir)}.tmp-{host}-{os.getpid()}-"
+
+
+def remove_stale_temporaries(export_dir: str, log: Callable[[str], None] = print) -> list:
+    """Removes the temporary folders that killed exports to `export_dir` left.
+
+    A sibling `<export_dir>.tmp-<host>-<pid>-XXXX` is removed when its
+    process no longer runs on this host (another host's is left alone); an
+    older `<export_dir>.tmp-XXXX` (no pid) when it holds only SavedModel
+    parts. Anything else, whatever its name, stays.
+
+    Returns:
+      The removed paths.
+    """
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
+    removed = []
+    for path in glob.glob(glob.escape(export_dir) + ".tmp-*"):
+        rest = path[len(export_dir) + len(".tmp-"):]
+        owner = re.fullmatch(r"(?P<host>.+)-(?P<pid>\d+)-[^-]+", rest)
+        if owner:
+            if owner["host"] != host or _process_runs(int(owner["pid"])):
+                continue
+        try:
+            if not os.path.isdir(path) or os.path.islink(path) or not set(
+                    os.listdir(path)) <= _SAVED_MODEL_PARTS:
+                continue
+            shutil.rmtree(path)  # an export's own temporary folder, never a user's
+        except OSError:
+            continue
+        log(f"removed {path}, left by an interrupted export")
+        removed.append(path)
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    return True
+
+
+def export_saved_model(model, export_dir: str, info: dict,
+                       log: Callable[[str], None] = print) -> str:
     """Writes the SavedModel atomically (see the module docstring).
 
     Args:
       model: the trained model (`num_classes`, `in_channels`, `depth`).
       export_dir: destination folder.
       info: from `make_model_info`.
+      log: told about stale temporary folders removed.
     Returns:
       export_dir.
     Raises:
@@ -209,7 +282,8 @@ def export_saved_model(model, export_dir: str, info: dict) -> str:
     _check_target(export_dir)
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(export_dir) + ".tmp-", dir=parent)
+    remove_stale_temporaries(export_dir, log)
+    tmp = tempfile.mkdtemp(prefix=_temporary_prefix(export_dir), dir=parent)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             info_path = os.path.join(scratch, MODEL_INFO)
@@ -261,7 +335,11 @@ class LoadedModel:
 
     def __init__(self, export_dir: str):
         self.info = read_model_info(export_dir)
-        self.saved = tf.saved_model.load(export_dir)
+        try:
+            self.saved = tf.saved_model.load(export_dir)
+        except Exception as err:  # pylint: disable=broad-except
+            # Protobuf, IndexError ("read less bytes"), OpError: all unusable.
+            raise ExportError(damaged_message(export_dir, err, "export the model again")) from None
         self.num_classes = int(self.info["num_classes"])
         self.in_channels = int(self.info["in_channels"])
         self.depth = int(self.info["depth"])
@@ -271,43 +349,49 @@ class LoadedModel:
         return self.saved.logits(tf.cast(images, tf.float32))
 
 
-def load_model(path: str, checkpoint: str = "best"):
-    """A model for inference from a SavedModel export or an experiment workdir.
+def damaged_file(path: str) -> Optional[tuple[str, str]]:
+    """The file that cannot be read in a SavedModel folder or a checkpoint.
 
     Args:
-      path: a folder holding saved_model.pb (written by `export_saved_model`)
-        or a workdir holding config.json (written by `tools.train`).
-      checkpoint: "best" or "latest" (workdirs only).
+      path: a SavedModel folder, or a checkpoint prefix (".../ckpt-7").
     Returns:
-      (model, info): `model(images, training=False) -> logits` with
-      `num_classes`, `in_channels`, `depth`; info has class_names, palette,
-      bands, mean, std, input_dtype and band_ranges (None when unknown) and,
-      for an export, its predict_tile settings.
-    Raises:
-      ExportError: `path` is neither.
+      (file, what reading it said) for saved_model.pb, the variables or
+      checkpoint index, or its data file, whichever fails first; None when
+      all read (the failure lies elsewhere). Reads every tensor: call it
+      after a failure.
     """
-    if is_export(path):
-        model = LoadedModel(path)
-        return model, model.info
-    if not os.path.isfile(os.path.join(path, "config.json")):
-        raise ExportError(f"{path} is neither a SavedModel (saved_model.pb) nor an "
-                          f"experiment workdir (config.json)")
-    # Imported here: only this branch needs the training package's workdir reader.
-    from train_loop import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+    def first_line(err):
+        return (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
 
-    model, config = workdir_lib.restore_model(path, which=checkpoint)
-    data = config.get("data", {})
-    k, c = int(model.num_classes), int(model.in_channels)
-    info = {"num_classes": k, "in_channels": c, "depth": int(model.depth),
-            "class_names": list(data.get("class_names") or [str(i) for i in range(k)]),
-            "palette": [list(p) for p in data.get("palette") or []],
-            "bands": list(data.get("bands") or [f"band{i}" for i in range(c)]),
-            "mean": np.asarray(model.mean).tolist(), "std": np.asarray(model.std).tolist(),
-            "dataset": data.get("dataset"),
-            # A v1 store (no "dtype") held uint8 optical bands only.
-            "input_dtype": data.get("dtype") or (
-                "uint8" if data.get("format") == "ortholoop-tiles-npy-v1" else None),
-            "band_ranges": data.get("band_ranges")}
-    if len(info["palette"]) != k:  # a distinct grey per class when none is known
-        info["palette"] = [[int(v)] * 3 for v in np.linspace(0, 255, k)]
-    return model, info
+    if os.path.isdir(path):
+        pb = os.path.join(path, "saved_model.pb")
+        from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+        try:
+            with open(pb, "rb") as f:
+                if not saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs:
+                    return pb, "it holds no MetaGraph"
+        except Exception as err:  # pylint: disable=broad-except
+            return pb, first_line(err)  # DecodeError, OSError
+        path = os.path.join(path, "variables", "variables")
+    try:
+        reader = tf.train.load_checkpoint(path)
+    except Exception as err:  # pylint: disable=broad-except
+        return path + ".index", first_line(err)
+    try:
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as err:  # pylint: disable=broad-except
+        data = sorted(glob.glob(glob.escape(path) + ".data-*"))
+        return (data[0] if len(data) == 1 else path + ".data-*"), first_line(err)
+    return None
+
+
+def damaged_message(path: str, err: BaseException, remedy: str) -> str:
+    """One line: which file of `path` (a SavedModel folder or a checkpoint
+    prefix) is damaged, and what reading it said; `err` is the failure of
+    loading the whole, reported when every file reads."""
+    found = damaged_file(path)
+    if found is None:
+        detail = (str(err).strip().splitlines() or [""])[0][:160]
+        return f"{path}: cannot be loaded ({type(err).__name__}: {detail})"
+    return f"{found[0]} is damaged (cannot be read: {found[1]}); {remedy}"

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
-IGNORE_INDEX = 255
+from core.data.labels import IGNORE_INDEX
 
 def _prepare(labels, logits, ignore_index: int):
     """Returns (ids [N] int32, valid [N] float32, log_probs [N,K] float32).
@@ -98,17 +98,31 @@ def cross_entropy(labels, logits, *, ignore_index: int = IGNORE_INDEX,
 
 def focal_loss(labels, logits, *, ignore_index: int = IGNORE_INDEX,
                class_weights=None, gamma: float = 2.0,
-               alpha: "float | Sequence[float]" = 0.25) -> tf.Tensor:
+               alpha: "float | Sequence[float] | None" = None) -> tf.Tensor:
     """Focal loss (Lin et al., 2017) averaged over valid pixels.
 
-    Per pixel: l = -alpha_y (1 - p_y)^gamma log p_y, the definition of
-    `keras.losses.CategoricalFocalCrossentropy` for one-hot targets.
+    Per pixel: l = -alpha_y (1 - p_y)^gamma log p_y with p the softmax
+    probabilities: `keras.losses.CategoricalFocalCrossentropy` for one-hot
+    targets, and segmentation_models_pytorch's
+    `softmax_focal_loss_with_logits` when alpha is None. gamma = 0 and no
+    alpha is cross-entropy.
+
+    About alpha: RetinaNet's alpha = 0.25 (also the Keras default) belongs to
+    the binary, sigmoid focal loss, where it weights the foreground by alpha
+    and the background by 1 - alpha. With a softmax over K classes a scalar
+    alpha has no background to balance against: it only multiplies the loss
+    by alpha (0.25 would quarter a focal term and its share of "ce+focal").
+    So the default here is no weighting; a per-class list is the multi-class
+    counterpart of RetinaNet's balance.
 
     Args:
       labels: [B,H,W] integer ids. logits: [B,H,W,K] float.
-      class_weights: optional [K] floats, weighted mean as in cross_entropy.
+      class_weights: optional [K] floats, weighted mean as in cross_entropy
+        (sum(w_y l) / sum(w_y): changes the balance, not the scale).
       gamma: focusing parameter >= 0.
-      alpha: scalar, or [K] floats (alpha_y is looked up per pixel).
+      alpha: None (or 1.0): no weighting; a scalar > 0 multiplies the loss;
+        [K] floats weight each pixel by alpha_y (the mean stays over the
+        valid pixels, so unlike class_weights the scale changes).
     Returns:
       float32 scalar.
     """
@@ -123,12 +137,24 @@ def focal_loss(labels, logits, *, ignore_index: int = IGNORE_INDEX,
     else:
         # The floor keeps d/dx x**gamma finite at x = 0 when gamma < 1.
         modulation = tf.pow(tf.maximum(one_minus_p, 1e-30), gamma)
-    alpha = tf.convert_to_tensor(alpha, tf.float32)
-    if alpha.shape.rank == 1:
-        alpha = tf.gather(alpha, ids)
-    per_pixel = -alpha * modulation * log_p
+    per_pixel = -modulation * log_p
+    if alpha is not None:
+        per_pixel *= _focal_alpha(alpha, log_probs.shape[-1], ids)
     weights = _class_weights(class_weights, None)
     return _pixel_mean(per_pixel, ids, valid, weights)
+
+
+def _focal_alpha(alpha, num_classes, ids) -> tf.Tensor:
+    """alpha as a scalar or gathered per pixel; checks what can be checked
+    before the graph runs (the number of classes when it is static)."""
+    alpha = tf.convert_to_tensor(alpha, tf.float32)
+    if alpha.shape.rank == 0:
+        return alpha
+    if alpha.shape.rank != 1 or (num_classes is not None
+                                 and alpha.shape[0] != num_classes):
+        raise ValueError(f"core.losses.focal_loss: alpha must be a scalar or one value "
+                         f"per class ({num_classes}), got shape {alpha.shape}")
+    return tf.gather(alpha, ids)
 
 
 def _soft_counts(labels, logits, ignore_index):
@@ -183,6 +209,8 @@ def dice_loss(labels, logits, *, ignore_index: int = IGNORE_INDEX,
 
     For each class k: D_k = (2 sum p_k y_k + s) / (sum p_k + sum y_k + s);
     loss = 1 - mean_k D_k (same notation as jaccard_loss).
+    segmentation_models_pytorch's DiceLoss(smooth=s) is this with smooth 2s
+    when every class is in the batch (it zeroes an absent class's term).
 
     Returns:
       float32 scalar, 0 if no pixel is valid.
@@ -213,13 +241,23 @@ def lovasz_grad(sorted_foreground: tf.Tensor) -> tf.Tensor:
 
 
 def lovasz_softmax(labels, logits, *, ignore_index: int = IGNORE_INDEX,
-                   class_weights=None, classes: str = "present") -> tf.Tensor:
+                   class_weights=None, classes: str = "present",
+                   per_image: bool = False) -> tf.Tensor:
     """Lovasz-softmax loss (Berman, Rannen Triki, Blaschko, CVPR 2018).
 
     For each class c over the valid pixels of the batch: errors
     e_i = |fg_i - p_i,c|, sorted in decreasing order (permutation pi); the loss
     is the Lovasz extension  sum_i e_pi(i) g_i(fg_pi)  (see lovasz_grad),
     averaged over classes.
+
+    With per_image=True (Berman's `per_image`) that loss is computed for
+    each image of the batch on its own pixels and classes, then averaged
+    over the B images. An image without a valid pixel counts as 0 in that
+    mean, with zero gradient: the intent of Berman's code (its hinge loss
+    returns 0 there; its softmax version returns an empty tensor). The
+    per-image loss optimises the mean of the images' IoUs, the batch loss
+    the IoU of the batch: per image, a class present in a few images only
+    weighs as much in those images as the classes present everywhere.
 
     Ignored pixels get error -1 so they sort last; their terms are then
     zeroed, and since g_i only depends on the pixels before i the result is
@@ -228,8 +266,9 @@ def lovasz_softmax(labels, logits, *, ignore_index: int = IGNORE_INDEX,
     Args:
       labels: [B,H,W] integer ids. logits: [B,H,W,K] float.
       class_weights: optional [K] floats: weighted mean over classes.
-      classes: "present" (classes with a valid pixel in the batch, the
-        paper's default) or "all".
+      classes: "present" (classes with a valid pixel in the batch, or in the
+        image when per_image, the paper's default) or "all".
+      per_image: average over images instead of one loss over the batch.
     Returns:
       float32 scalar, 0 if no pixel is valid.
     """
@@ -237,21 +276,29 @@ def lovasz_softmax(labels, logits, *, ignore_index: int = IGNORE_INDEX,
         raise ValueError(f"core.losses.lovasz_softmax: classes must be 'present' "
                          f"or 'all', got {classes!r}")
     probs, one_hot, valid = _soft_counts(labels, logits, ignore_index)
+    # Rows: the images (per_image) or the whole batch as one row; [R,N,K].
+    rows = tf.shape(labels)[0] if per_image else 1
+    probs, one_hot, valid = (tf.reshape(t, [rows, -1, tf.shape(t)[-1]])
+                             for t in (probs, one_hot, valid))
     errors = tf.abs(one_hot - probs)
-    errors = tf.transpose(tf.where(valid > 0, errors, -1.0))  # [K,N]
+    errors = tf.transpose(tf.where(valid > 0, errors, -1.0), [0, 2, 1])  # [R,K,N]
     order = tf.argsort(errors, axis=-1, direction="DESCENDING", stable=True)
-    errors_sorted = tf.gather(errors, order, batch_dims=1)
-    fg_sorted = tf.stop_gradient(tf.gather(tf.transpose(one_hot), order, batch_dims=1))
-    valid_sorted = tf.gather(tf.transpose(tf.broadcast_to(valid, tf.shape(probs))),
-                             order, batch_dims=1)
+    errors_sorted = tf.gather(errors, order, batch_dims=2)
+    fg_sorted = tf.stop_gradient(
+        tf.gather(tf.transpose(one_hot, [0, 2, 1]), order, batch_dims=2))
+    valid_sorted = tf.gather(
+        tf.transpose(tf.broadcast_to(valid, tf.shape(probs)), [0, 2, 1]), order,
+        batch_dims=2)
     per_class = tf.reduce_sum(errors_sorted * valid_sorted * lovasz_grad(fg_sorted), -1)
-    present = tf.cast(tf.reduce_sum(one_hot, axis=0) > 0, tf.float32)
+    present = tf.cast(tf.reduce_sum(one_hot, axis=1) > 0, tf.float32)  # [R,K]
     mask = present if classes == "present" else tf.ones_like(present)
-    mask *= tf.cast(tf.reduce_sum(valid) > 0, tf.float32)
+    mask *= tf.cast(tf.reduce_sum(valid, axis=[1, 2]) > 0, tf.float32)[:, None]
     weights = _class_weights(class_weights, None)
     if weights is not None:
         mask *= weights
-    return tf.math.divide_no_nan(tf.reduce_sum(mask * per_class), tf.reduce_sum(mask))
+    per_row = tf.math.divide_no_nan(tf.reduce_sum(mask * per_class, -1),
+                                    tf.reduce_sum(mask, -1))
+    return tf.reduce_mean(per_row)
 
 
 LOSSES: dict[str, Callable[..., tf.Tensor]] = {

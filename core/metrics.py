@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-IGNORE_INDEX = 255
+from core.data.labels import IGNORE_INDEX
 
 
 class ConfusionMatrix(tf.Module):
@@ -60,21 +60,36 @@ class ConfusionMatrix(tf.Module):
         """Adds a batch.
 
         Args:
-          labels: [...] integer true ids; `ignore_index` pixels are skipped.
-          predicted_ids: [...] integer predicted ids, same shape.
+          labels: [...] integer true ids in [0, K), or `ignore_index` for
+            pixels to skip.
+          predicted_ids: [...] integer predicted ids in [0, K), same shape
+            (not checked where the label is ignored).
         Returns:
           the assign_add op.
+        Raises:
+          tf.errors.InvalidArgumentError: when the op runs (eagerly, in a
+            tf.function or under strategy.run), for a label that is neither
+            in [0, K) nor `ignore_index` (a negative "void" label -1 too), or
+            a predicted id outside [0, K); the message gives the range of the
+            values seen. Under XLA (jit_compile) TensorFlow drops assertions.
         """
         k = self.num_classes
         labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
         predicted = tf.reshape(tf.cast(predicted_ids, tf.int64), [-1])
         keep = tf.not_equal(labels, self.ignore_index)
-        # Out-of-range ids would be silently dropped by bincount's maxlength;
-        # a label bug should fail loudly instead.
-        in_range = tf.logical_and(labels < k, tf.logical_and(predicted >= 0, predicted < k))
+        # An id outside [0, K) would land outside the K*K bins (dropped) or
+        # in another class's bin: a label bug must fail loudly instead. The
+        # min and max over the kept pixels are both the check (one pass each,
+        # as cheap as a reduce_all) and what the message shows.
+        label_range = _range(tf.where(keep, labels, 0))
+        predicted_range = _range(tf.where(keep, predicted, 0))
+        # The data are tensors and constant strings only: a string op would
+        # not compile under XLA (where TensorFlow drops the Assert itself).
         check = tf.debugging.Assert(
-            tf.reduce_all(tf.logical_or(tf.logical_not(keep), in_range)),
-            ["ConfusionMatrix: label or predicted id outside [0, num_classes)"])
+            tf.logical_and(_inside(label_range, k), _inside(predicted_range, k)),
+            [f"ConfusionMatrix.update: labels must be in [0, {k}) or the ignore index "
+             f"{self.ignore_index}, predicted ids in [0, {k}); ignored pixels left out, "
+             "the labels span", label_range, "and the predicted ids", predicted_range])
         # Ignored pixels go to an extra bin k*k, sliced off: no dynamic shapes.
         with tf.control_dependencies([check]):
             flat = tf.cast(tf.where(keep, labels * k + predicted, k * k), tf.int32)
@@ -119,20 +134,22 @@ class ConfusionMatrix(tf.Module):
             cells = [_fmt(c[key]) for key in ("iou", "f1", "precision", "recall")]
             lines.append(f"{name:<{width}}  " + "  ".join(f"{s:>7}" for s in cells)
                          + f"  {c['support']:>12d}")
-        lines.append(f"overall accuracy {report['overall_accuracy']:.4f}  "
-                     f"mean IoU {report['mean_iou']:.4f}  mean F1 {report['mean_f1']:.4f}")
+        lines.append(f"overall accuracy {_fmt(report['overall_accuracy'])}  "
+                     f"mean IoU {_fmt(report['mean_iou'])}  mean F1 {_fmt(report['mean_f1'])}")
         if "without" in report:
             w = report["without"]
             lines.append(f"without {', '.join(w['excluded'])}: mean IoU "
-                         f"{w['mean_iou']:.4f}  mean F1 {w['mean_f1']:.4f}")
+                         f"{_fmt(w['mean_iou'])}  mean F1 {_fmt(w['mean_f1'])}")
         return "\n".join(lines)
 
     def to_dict(self, class_names: Sequence[str] | None = None,
                 exclude: Sequence[int] | None = None) -> dict:
-        """JSON-ready scores (eager only); NaN becomes None.
+        """JSON-ready scores (eager only); NaN becomes None, and so do the
+        overall accuracy and the means when no labelled pixel was counted
+        (or, for "without", none of a class left in the means).
 
         Returns:
-          {"class_names", "overall_accuracy", "mean_iou", "mean_f1",
+          {"class_names", "labelled_pixels", "overall_accuracy", "mean_iou", "mean_f1",
            "classes": {name: {iou, f1, precision, recall, support}},
            "confusion_matrix": [[int]], and, when classes are excluded,
            "without": {"excluded": [names], "mean_iou", "mean_f1"}}.
@@ -146,11 +163,21 @@ class ConfusionMatrix(tf.Module):
                              f"for {self.num_classes} classes")
         exclude = self.exclude if exclude is None else self._check_exclude(exclude)
         full = {k: np.asarray(v) for k, v in self.result(exclude=()).items()}
+        counts = full["confusion_matrix"]
+        union = counts.sum(0) + counts.sum(1) - np.diag(counts)
+
+        def mean(value, left_out):
+            # A mean over no class (no labelled pixel) is unknown, not 0.
+            keep = union > 0
+            keep[list(left_out)] = False
+            return _json(value) if keep.any() else None
+
         report = {
             "class_names": class_names,
-            "overall_accuracy": _json(full["overall_accuracy"]),
-            "mean_iou": _json(full["mean_iou"]),
-            "mean_f1": _json(full["mean_f1"]),
+            "labelled_pixels": int(counts.sum()),
+            "overall_accuracy": _json(full["overall_accuracy"]) if counts.sum() else None,
+            "mean_iou": mean(full["mean_iou"], ()),
+            "mean_f1": mean(full["mean_f1"], ()),
             "classes": {
                 name: {"iou": _json(full["iou"][i]), "f1": _json(full["f1"][i]),
                        "precision": _json(full["precision"][i]),
@@ -162,8 +189,8 @@ class ConfusionMatrix(tf.Module):
         if exclude:
             part = self.result(exclude=exclude)
             report["without"] = {"excluded": [class_names[i] for i in exclude],
-                                 "mean_iou": _json(part["mean_iou"]),
-                                 "mean_f1": _json(part["mean_f1"])}
+                                 "mean_iou": mean(part["mean_iou"], exclude),
+                                 "mean_f1": mean(part["mean_f1"], exclude)}
         return report
 
 
@@ -201,6 +228,17 @@ def scores_from_matrix(matrix, exclude: Sequence[int] = ()) -> dict[str, tf.Tens
         "recall": ratio(tp, actual),
         "confusion_matrix": tf.cast(matrix, tf.int64),
     }
+
+
+def _range(values: tf.Tensor) -> tf.Tensor:
+    """[min, max] of int64 values, both 0 for an empty tensor (whose min
+    would otherwise be the largest int64)."""
+    return tf.stack([tf.minimum(tf.reduce_min(values), 0),
+                     tf.maximum(tf.reduce_max(values), 0)])
+
+
+def _inside(value_range: tf.Tensor, k: int) -> tf.Tensor:
+    return tf.logical_and(value_range[0] >= 0, value_range[1] < k)
 
 
 def _json(value) -> float | None:

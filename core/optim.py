@@ -6,6 +6,17 @@ the style of Sonnet 2's `momentum.py`. `_Optimizer` holds what the two share:
 lazy slots, decoupled weight decay on the `decay_variables` only, skipped
 loss-scaling steps (`finite`) and tf.distribute.
 
+Parameter groups (`add_group`, fine-tuning a pretrained encoder): a named
+set of variables whose learning rate is multiplied by `lr_multiplier`, and
+which is frozen (variables and slots left bit-identical, weight decay
+included) while `iterations < freeze_steps`. Both are variables of the
+optimizer, so they are in its checkpoint and a resumed run continues with
+them. A group may carry a `frozen_flag` (float32 variable, the model's batch
+norms read it); `begin_step()`, called by the train step before the forward
+pass, sets it to 1 while the group is frozen at this step, 0 after, and it
+keeps that value after the step (so a batch-norm recompute between steps
+sees the state of the step just trained).
+
 Under a tf.distribute strategy, `apply` called inside `strategy.run` sums the
 per-replica gradients (as Keras does: scale each replica's loss by
 1 / global_batch_size) and updates the mirrored variables once per device in
@@ -42,6 +53,23 @@ def sgd_momentum_update(param: tf.Tensor, grad: tf.Tensor, velocity: tf.Tensor,
     which is `tf.keras.optimizers.SGD(a, m, nesterov, weight_decay=d)`. Note
     the decay uses the learning rate (it follows the schedule) but not the
     momentum, and the gradient is that of p, not p1.
+
+    torch.optim.SGD keeps a buffer of gradients instead, and applies the
+    current learning rate to all of it:
+
+        b' = m b + g,   p' = p - a b'             (torch, heavy ball)
+
+    At a constant a the two agree (v = -a b) up to float32 round-off. When
+    a changes (one-cycle, plateau) they do not: here the velocity carries
+    the past steps at the learning rates they were taken with, in torch they
+    are re-scaled by the new one. From v = b = 0, two steps with learning
+    rates a1 then a2 and gradients g1, g2:
+
+        Keras-style (here): p2 = p - a1 g1 - m a1 g1 - a2 g2
+        torch:              p2 = p - a1 g1 - m a2 g1 - a2 g2
+
+    a difference of m g1 (a2 - a1). (Torch's weight_decay is also L2 added
+    to g, not this decoupled decay.)
 
     Args:
       param, grad, velocity: tensors of one shape and float dtype.
@@ -124,6 +152,36 @@ class _SlotIndex:
 
     def __init__(self):
         self.index: dict = {}
+        self.group_of: dict = {}  # variable.ref() -> group name
+        self.flags: dict = {}     # group name -> the model's frozen flag
+
+
+class ParameterGroup(tf.Module):
+    """A group's learning-rate multiplier and freeze length (checkpointed).
+
+    Attributes:
+      lr_multiplier: float32 tf.Variable, scales the learning rate.
+      freeze_steps: int64 tf.Variable, steps (optimizer iterations) during
+        which the group is not updated at all.
+    """
+
+    def __init__(self, name: str, lr_multiplier: float, freeze_steps: int):
+        super().__init__(name=name)
+        if not float(lr_multiplier) >= 0:
+            raise ValueError(f"parameter group {name}: lr_multiplier must be >= 0, "
+                             f"got {lr_multiplier}")
+        if int(freeze_steps) < 0:
+            raise ValueError(f"parameter group {name}: freeze_steps must be >= 0, "
+                             f"got {freeze_steps}")
+        with self.name_scope:
+            self.lr_multiplier = tf.Variable(float(lr_multiplier), dtype=tf.float32,
+                                             trainable=False, name="lr_multiplier")
+            self.freeze_steps = tf.Variable(int(freeze_steps), dtype=tf.int64,
+                                            trainable=False, name="freeze_steps")
+
+    def frozen(self, iterations: tf.Tensor) -> tf.Tensor:
+        """bool scalar: frozen at the step whose index is `iterations`."""
+        return tf.less(iterations, self.freeze_steps)
 
 
 def _slot_dtype(dtype: tf.DType) -> tf.DType:
@@ -154,6 +212,7 @@ class _Optimizer(tf.Module):
         self.iterations = self._scalar("iterations", 0, tf.int64)
         for slot in self._SLOTS:
             setattr(self, slot, [])
+        self.groups: dict = {}
         self._slots = _SlotIndex()
 
     def _scalar(self, name: str, value, dtype) -> tf.Variable:
@@ -182,6 +241,44 @@ class _Optimizer(tf.Module):
                     getattr(self, slot).append(tf.Variable(
                         tf.zeros(var.shape, _slot_dtype(var.dtype)), trainable=False,
                         name=f"{slot}_{i}"))
+
+    def add_group(self, name: str, variables: Sequence[tf.Variable], *,
+                  lr_multiplier: float = 1.0, freeze_steps: int = 0,
+                  frozen_flag: tf.Variable | None = None) -> ParameterGroup:
+        """Makes `variables` a parameter group (see the module docstring).
+
+        Call once, before training (under the strategy's scope if any),
+        before restoring a checkpoint: the restore then sets the group's
+        variables to the checkpointed values.
+
+        Args:
+          name: the group's name (its key in the checkpoint).
+          variables: trainable variables, in no other group.
+          lr_multiplier: >= 0; the group's learning rate is lr * this.
+          freeze_steps: >= 0; no update at steps 0 .. freeze_steps - 1.
+          frozen_flag: optional float32 variable set by `begin_step`.
+        """
+        if name in self.groups:
+            raise ValueError(f"{type(self).__name__}: parameter group {name!r} exists")
+        with tf.init_scope(), tf.distribute.get_strategy().scope(), self.name_scope:
+            group = ParameterGroup(name, lr_multiplier, freeze_steps)
+        for var in variables:
+            if var.ref() in self._slots.group_of:
+                raise ValueError(f"{var.name} is already in parameter group "
+                                 f"{self._slots.group_of[var.ref()]!r}")
+            self._slots.group_of[var.ref()] = name
+        self.groups[name] = group
+        if frozen_flag is not None:
+            self._slots.flags[name] = frozen_flag
+            with tf.init_scope():
+                frozen_flag.assign(tf.cast(group.frozen(self.iterations), tf.float32))
+        return group
+
+    def begin_step(self) -> None:
+        """Sets each group's frozen flag for the step about to run (call
+        before the forward pass; nothing to do without groups)."""
+        for name, flag in self._slots.flags.items():
+            flag.assign(tf.cast(self.groups[name].frozen(self.iterations), flag.dtype))
 
     def apply(self, grads: Sequence[tf.Tensor | None],
               variables: Sequence[tf.Variable], *,
@@ -245,9 +342,14 @@ class _Optimizer(tf.Module):
                                  "among the variables of the first apply/build call")
             decay = self.weight_decay if var.ref() in decayed else 0.0
             slots = [getattr(self, slot)[index] for slot in self._SLOTS]
+            kwargs = dict(weight_decay=decay)
+            group = self.groups.get(self._slots.group_of.get(var.ref()))
+            if group is not None:
+                # Variables, not values: each device reads its own copy.
+                kwargs.update(lr_multiplier=group.lr_multiplier, group=group)
             updates.append(strategy.extended.update(
                 var, self._update_one, args=(grad, slots, hyper, finite),
-                kwargs=dict(weight_decay=decay), group=False))
+                kwargs=kwargs, group=False))
         with tf.control_dependencies(tf.nest.flatten(updates)):
             # `unscale` makes `finite` the same on every replica: any copy will do.
             self._after_update(None if finite is None
@@ -264,7 +366,14 @@ class _Optimizer(tf.Module):
         """(new_param, *new_slots) in the slots' dtype."""
         raise NotImplementedError
 
-    def _update_one(self, var, grad, slots, hyper, finite, weight_decay):
+    def _update_one(self, var, grad, slots, hyper, finite, weight_decay,
+                    lr_multiplier=None, group=None):
+        if group is not None:
+            # The learning rate comes first in every optimizer's hyper; a
+            # frozen group is masked like a skipped step.
+            hyper = (hyper[0] * lr_multiplier,) + tuple(hyper[1:])
+            live = tf.logical_not(group.frozen(self.iterations))
+            finite = live if finite is None else tf.logical_and(finite, live)
         dtype = slots[0].dtype
         new_param, *new_slots = self._rule(
             tf.cast(var, dtype), tf.cast(grad, dtype),
@@ -279,6 +388,11 @@ class _Optimizer(tf.Module):
 
 class SGD(_Optimizer):
     """Stochastic gradient descent with (Nesterov) momentum and weight decay.
+
+    Keras' formulation, v <- m v - lr g; p <- p + v (see
+    sgd_momentum_update): under a changing learning rate it differs from
+    torch.optim.SGD's b <- m b + g; p <- p - lr b, which applies the new
+    learning rate to the whole momentum buffer.
 
     Attributes:
       learning_rate: float32 tf.Variable (a schedule assigns it).

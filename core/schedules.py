@@ -38,8 +38,10 @@ def one_cycle(step, total_steps: int, max_lr: float, *, pct_start: float = 0.3,
         lr = anneal(max_lr -> a_min, p), momentum = anneal(base_m -> max_m, p);
     where anneal(s -> e, p) = e + (s - e)(cos(pi p) + 1) / 2 ("cos") or
     s + (e - s) p ("linear"). This is OneCycleLR(three_phase=False) after
-    `step` calls of scheduler.step(). Steps beyond T are clamped to T (where
-    PyTorch raises).
+    `step` calls of scheduler.step(). The last step, T - 1, gives p = 1:
+    lr = a_min and momentum = max_m, and every later step gives the same
+    values (PyTorch raises beyond T - 1; extrapolating p > 1 would make a
+    linear lr negative), so the learning rate is never below a_min.
 
     Args:
       step: int or float scalar tensor (0 for the first update).
@@ -60,7 +62,8 @@ def one_cycle(step, total_steps: int, max_lr: float, *, pct_start: float = 0.3,
             "a phase empty; need pct_start * total_steps > 1 and < total_steps")
     initial_lr = max_lr / div_factor
     min_lr = initial_lr / final_div_factor
-    step = tf.clip_by_value(tf.cast(step, tf.float64), 0.0, float(total_steps))
+    # Clamped to the last step: the schedule ends at its final values and stays.
+    step = tf.clip_by_value(tf.cast(step, tf.float64), 0.0, end2)
     in_warmup = step <= end1
     pct = tf.where(in_warmup, step / end1, (step - end1) / (end2 - end1))
     lr = tf.where(in_warmup, _anneal(initial_lr, max_lr, pct, anneal),
@@ -162,10 +165,15 @@ class ReduceOnPlateau(_Monitor):
         to read and assign (e.g. `optimizer.learning_rate`).
       factor: in (0, 1). patience, cooldown: evaluations (ints >= 0).
       min_lr: lower bound. mode: "max" (mean IoU) or "min" (a loss).
+
+    The defaults (factor 0.5, patience 3, cooldown 0, min_lr 1e-6,
+    min_delta 1e-4) are those of `train_loop.config.OptimConfig` and so of
+    `tools.train`'s flags (a test keeps them equal), not PyTorch's (0.1, 10,
+    0, 0, 1e-4): evaluations here are every few hundred steps, not epochs.
     """
 
-    def __init__(self, learning_rate: "float | tf.Variable", factor: float = 0.1,
-                 patience: int = 10, cooldown: int = 0, min_lr: float = 0.0,
+    def __init__(self, learning_rate: "float | tf.Variable", factor: float = 0.5,
+                 patience: int = 3, cooldown: int = 0, min_lr: float = 1e-6,
                  mode: str = "max", min_delta: float = 1e-4,
                  name: str = "reduce_on_plateau"):
         super().__init__(mode, min_delta, name)

@@ -9,6 +9,8 @@ activations it is a parameter-free pointwise op applied between layers.
   elu         x if x >= 0 else exp(x) - 1
   sigmoid     1 / (1 + exp(-x))
   tanh        tanh(x)
+  gelu        x * Phi(x), Phi the unit normal CDF (exact erf form, as
+              Keras' "gelu" and torch's nn.GELU(); ConvNeXt's activation)
   linear      x
 """
 from __future__ import annotations
@@ -24,6 +26,10 @@ def _leaky_relu(x: tf.Tensor) -> tf.Tensor:
     return tf.nn.leaky_relu(x, alpha=LEAKY_RELU_ALPHA)
 
 
+def _gelu(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.gelu(x, approximate=False)
+
+
 def _linear(x: tf.Tensor) -> tf.Tensor:
     return x
 
@@ -34,6 +40,7 @@ ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "elu": tf.nn.elu,
     "sigmoid": tf.math.sigmoid,
     "tanh": tf.math.tanh,
+    "gelu": _gelu,
     "linear": _linear,
 }
 

@@ -31,19 +31,25 @@ class ConvBNAct(Module):
       activation: a name from `layers.activations` ("linear" for none).
       cross_replica_bn: synchronised batch norm under tf.distribute.
       bn_momentum: the batch norm's moving-average momentum.
+      stride, padding: of the convolution (pretrained encoders: ResNet's
+        strided "VALID" convolutions).
+      bn_epsilon, bn_frozen: the batch norm's epsilon and freeze switch
+        (`layers.norm.BatchNorm`).
     """
 
     def __init__(self, filters: int, kernel_size: int = 3, *, dilation: int = 1,
                  activation: str = "relu", cross_replica_bn: bool = False,
-                 bn_momentum: float = 0.99,
+                 bn_momentum: float = 0.99, stride: int = 1, padding: str = "SAME",
+                 bn_epsilon: float = 1e-3, bn_frozen=None,
                  policy: "str | Policy" = "float32", name: str | None = None):
         super().__init__(policy=policy, name=name)
         self.filters = filters
         self.activation = get_activation(activation)
         with self.name_scope:
-            self.conv = Conv2D(filters, kernel_size, dilation=dilation,
-                               use_bias=False, policy=policy, name="conv")
-            self.bn = BatchNorm(momentum=bn_momentum, cross_replica=cross_replica_bn,
+            self.conv = Conv2D(filters, kernel_size, dilation=dilation, stride=stride,
+                               padding=padding, use_bias=False, policy=policy, name="conv")
+            self.bn = BatchNorm(momentum=bn_momentum, epsilon=bn_epsilon,
+                                cross_replica=cross_replica_bn, frozen=bn_frozen,
                                 policy=policy, name="bn")
 
     def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:

@@ -163,6 +163,45 @@ class ResizeConv2x(Module):
         return self.conv(upsample_nearest_2x(x))
 
 
+class DepthwiseConv2D(Module):
+    """Depthwise 2-D convolution (one filter per channel, multiplier 1), NHWC.
+
+    ConvNeXt's 7x7 spatial mixing. Variables: `w` [k, k, C, 1] (the
+    `tf.nn.depthwise_conv2d` layout), optional `b` [C].
+    Call: `x` [B,H,W,C] -> [B,H',W',C] compute dtype.
+    """
+
+    def __init__(self, kernel_size: int = 7, *, stride: int = 1, use_bias: bool = True,
+                 padding: str = "SAME", policy: "str | Policy" = "float32",
+                 name: str | None = "depthwise"):
+        super().__init__(policy=policy, name=name)
+        self.kernel_size = _positive("kernel_size", kernel_size)
+        self.stride = _positive("stride", stride)
+        if padding not in ("SAME", "VALID"):
+            raise ValueError(f"padding must be 'SAME' or 'VALID'; got {padding!r}")
+        self.padding = padding
+        self.use_bias = bool(use_bias)
+
+    @once
+    def _build(self, x: tf.Tensor) -> None:
+        cin = static_channels(x, self.name)
+        k = self.kernel_size
+        self.w = self.make_variable("w", lambda: he_normal((k, k, cin, 1), fan_in=k * k))
+        if self.use_bias:
+            self.b = self.make_variable("b", lambda: tf.zeros([cin]))
+
+    def _own_decay_variables(self) -> tuple[tf.Variable, ...]:
+        return (self.w,) if hasattr(self, "w") else ()
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        self._build(x)
+        dtype = self.compute_dtype
+        s = self.stride
+        y = tf.nn.depthwise_conv2d(tf.cast(x, dtype), tf.cast(self.w, dtype),
+                                   strides=[1, s, s, 1], padding=self.padding)
+        return tf.nn.bias_add(y, tf.cast(self.b, dtype)) if self.use_bias else y
+
+
 UPSAMPLERS = {"transpose": ConvTranspose2x, "resize": ResizeConv2x}
 
 

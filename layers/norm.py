@@ -1,4 +1,5 @@
-"""Batch normalisation on tf.Module, with an optional cross-replica mode.
+"""Normalisations on tf.Module: batch norm (with an optional cross-replica
+mode and a freeze switch), layer norm and ConvNeXt's layer scale.
 
 Training normalises by the batch statistics and moves the moving averages
 towards them; inference normalises by the moving averages:
@@ -17,6 +18,12 @@ bfloat16/float16 activations with float32 scale/offset and accumulates in
 float32, so no cast of the activations is needed in mixed precision. The
 cross-replica path sums (count, sum, sum of squares) over replicas with one
 `all_reduce` and applies `x * a + b` with per-channel `a`, `b`.
+
+Freezing (`frozen`, a float32 variable shared by the layers of a pretrained
+encoder, 1 = frozen): while it reads 1, training-mode calls behave as
+inference (normalise by the moving statistics, update nothing, record
+nothing for the recompute below); the switch is a variable, not a Python
+bool, so one traced train step serves both phases of a fine-tuning run.
 
 Re-estimating the moving statistics (`record_batch_statistics`): inside that
 context a training-mode call still normalises by the batch statistics, but
@@ -106,6 +113,18 @@ def _count(x: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
 
 
+class _Untracked:
+    """A reference tf.Module does not walk (no variables, no checkpoint)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _live_count(x: tf.Tensor, live) -> tf.Tensor:
+    """The pixel count, 0 while frozen: the recompute then skips the layer."""
+    return _count(x) if live is None else _count(x) * live
+
+
 def _replicas_in_sync() -> int:
     """Replicas of the current replica context; 1 in a cross-replica context."""
     context = tf.distribute.get_replica_context()
@@ -120,6 +139,9 @@ class BatchNorm(Module):
       epsilon: added to the variance (Keras' 1e-3).
       cross_replica: under `tf.distribute`, normalise by the statistics of
         the global batch (all replicas), i.e. synchronised batch norm.
+      frozen: optional float32 scalar tf.Variable; while it is 1,
+        training-mode calls are inference-mode calls (see the module
+        docstring). Owned by the caller (not tracked here).
 
     Variables (float32, [C]): `scale` (1), `offset` (0) trainable;
     `moving_mean` (0), `moving_variance` (1) non-trainable, one copy per
@@ -130,9 +152,12 @@ class BatchNorm(Module):
     """
 
     def __init__(self, *, momentum: float = 0.99, epsilon: float = 1e-3,
-                 cross_replica: bool = False, policy: "str | Policy" = "float32",
-                 name: str | None = None):
+                 cross_replica: bool = False, frozen: Optional[tf.Variable] = None,
+                 policy: "str | Policy" = "float32", name: str | None = None):
         super().__init__(policy=policy, name=name)
+        # Held untracked: the flag belongs to the model (one variable in its
+        # checkpoint), not to every layer's variables.
+        self._frozen = _Untracked(frozen)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm momentum must be in [0, 1]; got {momentum}")
         if epsilon <= 0.0:
@@ -155,11 +180,9 @@ class BatchNorm(Module):
         self._build(x)
         x = tf.cast(x, self.compute_dtype)
         if not training:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                x, self.scale, self.offset, mean=self.moving_mean.read_value(),
-                variance=self.moving_variance.read_value(),
-                epsilon=self.epsilon, is_training=False)
-            return y
+            return self._normalize_moving(x)
+        # live: 1.0 when training normally, 0.0 when frozen.
+        live = None if self._frozen.value is None else 1.0 - self._frozen.value
         cross_replica = self.cross_replica and _replicas_in_sync() > 1
         if cross_replica:
             y, mean, var = self._cross_replica_normalize(x)
@@ -169,16 +192,27 @@ class BatchNorm(Module):
                 is_training=True)
         recorder = _active_recorder()
         if recorder is None:
-            self._update_moving(mean, var)
+            self._update_moving(mean, var, live)
         elif cross_replica:
             # The recorder sums over replicas itself: this replica's moments
             # (two passes; only when recording), not the global ones.
             local_mean, local_var = tf.nn.moments(tf.cast(x, tf.float32), axes=[0, 1, 2])
-            recorder.add(self, _count(x), local_mean, local_var)
+            recorder.add(self, _live_count(x, live), local_mean, local_var)
         else:
             # The fused kernel returns the Bessel-corrected variance.
             n = _count(x)
-            recorder.add(self, n, mean, var * (n - 1.0) / tf.maximum(n, 1.0))
+            recorder.add(self, _live_count(x, live), mean, var * (n - 1.0) / tf.maximum(n, 1.0))
+        if live is None:
+            return y
+        # Frozen: the inference output (a select, so no tf.cond: the
+        # cross-replica all_reduce above must run on every replica alike).
+        return tf.where(live > 0.5, y, self._normalize_moving(x))
+
+    def _normalize_moving(self, x: tf.Tensor) -> tf.Tensor:
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            x, self.scale, self.offset, mean=self.moving_mean.read_value(),
+            variance=self.moving_variance.read_value(),
+            epsilon=self.epsilon, is_training=False)
         return y
 
     def inference_affine(self) -> tuple[tf.Tensor, tf.Tensor]:
@@ -209,10 +243,68 @@ class BatchNorm(Module):
         y = x * tf.cast(a, x.dtype) + tf.cast(b, x.dtype)
         return y, mean, var * n / tf.maximum(n - 1.0, 1.0)
 
-    def _update_moving(self, mean: tf.Tensor, var: tf.Tensor) -> None:
+    def _update_moving(self, mean: tf.Tensor, var: tf.Tensor, live=None) -> None:
         # The statistics carry no gradient into the moving averages.
         mean = tf.stop_gradient(mean)
         var = tf.stop_gradient(var)
         decay = 1.0 - self.momentum
+        if live is not None:  # frozen: a decay of 0 leaves them bit-identical
+            decay = decay * live
         self.moving_mean.assign_sub((self.moving_mean - mean) * decay)
         self.moving_variance.assign_sub((self.moving_variance - var) * decay)
+
+
+class LayerNorm(Module):
+    """Layer normalisation over the channel axis (ConvNeXt's, Keras'
+    `LayerNormalization(axis=-1)`):
+
+      y = scale * (x - mean_c(x)) / sqrt(var_c(x) + eps) + offset
+
+    with mean and (biased) variance over the C channels of each pixel,
+    computed in float32 whatever the policy (like the batch norm's
+    statistics). Variables (float32, [C]): `scale` (1), `offset` (0).
+
+    Call: `x` [..., C] any float dtype -> same shape, compute dtype.
+    """
+
+    def __init__(self, *, epsilon: float = 1e-6, policy: "str | Policy" = "float32",
+                 name: str | None = None):
+        super().__init__(policy=policy, name=name)
+        if epsilon <= 0.0:
+            raise ValueError(f"LayerNorm epsilon must be > 0; got {epsilon}")
+        self.epsilon = float(epsilon)
+
+    @once
+    def _build(self, x: tf.Tensor) -> None:
+        c = static_channels(x, self.name)
+        self.scale = self.make_variable("scale", lambda: tf.ones([c]))
+        self.offset = self.make_variable("offset", lambda: tf.zeros([c]))
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        self._build(x)
+        xf = tf.cast(x, tf.float32)
+        mean, var = tf.nn.moments(xf, axes=[-1], keepdims=True)
+        a = tf.math.rsqrt(var + self.epsilon) * self.scale
+        return tf.cast(xf * a + (self.offset - mean * a), self.compute_dtype)
+
+
+class LayerScale(Module):
+    """ConvNeXt's layer scale: `x * scale`, one learned factor per channel,
+    initialised small (1e-6) so a fresh residual branch starts near zero.
+
+    Variable: `scale` float32 [C]. Call: `x` [..., C] -> compute dtype.
+    """
+
+    def __init__(self, init_value: float = 1e-6, *, policy: "str | Policy" = "float32",
+                 name: str | None = None):
+        super().__init__(policy=policy, name=name)
+        self.init_value = float(init_value)
+
+    @once
+    def _build(self, x: tf.Tensor) -> None:
+        c = static_channels(x, self.name)
+        self.scale = self.make_variable("scale", lambda: tf.fill([c], self.init_value))
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        self._build(x)
+        return tf.cast(x, self.compute_dtype) * tf.cast(self.scale, self.compute_dtype)

@@ -10,6 +10,13 @@ Data flow for depth D and base width F (level i has F * 2**i channels):
                       concat [up, skip_i], block_i
   head: 1x1 conv with bias -> logits [B,H,W,K]               float32
 
+With a pretrained encoder (`encoder="resnet50"` or `"convnext_tiny"`,
+`layers.pretrained`), the encoder blocks are replaced by that network up to
+stride 2**D: skip_i is its feature at stride 2**i where it has one (ResNet-50
+from stride 2, ConvNeXt from stride 4; none at stride 1), the center runs on
+its stride-2**D feature, and the decoder is the same (levels without a skip
+take the upsampled features alone).
+
 PARAMETER_COUNT_NOTE below compares our parameter count with the talk's
 (checked by tests/layers/test_unet.py).
 """
@@ -26,6 +33,7 @@ from layers.base import Module
 from layers.blocks import ConvBlock, ResidualBlock
 from layers.centers import check_center, make_center
 from layers.conv import Conv2D, UPSAMPLERS, make_upsampler
+from layers.pretrained import ENCODERS, check_encoder
 
 DEPTHS = (3, 4, 5)
 
@@ -101,6 +109,15 @@ class UNet(Module):
       bn_momentum: moving-average momentum of every batch norm (Keras'
         0.99); `train_loop.bn_recompute` re-estimates the statistics anyway
         before evaluations, so it matters for the stretches between them.
+      encoder: "unet" (the hand-built encoder above) or a pretrained
+        network from `layers.pretrained.ENCODERS` ("resnet50",
+        "convnext_tiny"); `filters` and `residual` then shape the decoder.
+        Its weights are loaded by `layers.pretrained.load_encoder_weights`.
+      freezable_encoder: give a pretrained encoder's batch norms the switch
+        `encoder_frozen` (float32 variable, 1 = frozen: training-mode calls
+        normalise by the moving statistics and update nothing), set by the
+        optimizer's parameter group (`core.optim`) while the encoder is
+        frozen. A training-time option, not part of `config`.
 
     Call: `model(images, training=False)` with images [B,H,W,C] of any real
     dtype (uint8, float32, ...) -> logits [B,H,W,K] float32.
@@ -113,7 +130,8 @@ class UNet(Module):
                  std: "Sequence[float] | None" = None,
                  activation: str = "relu", upsample: str = "transpose",
                  dropout: float = 0.0, cross_replica_bn: bool = False,
-                 bn_momentum: float = 0.99, name: str | None = "unet"):
+                 bn_momentum: float = 0.99, encoder: str = "unet",
+                 freezable_encoder: bool = False, name: str | None = "unet"):
         policy = get_policy(policy)
         super().__init__(policy=policy, name=name)
         for what, value in (("num_classes", num_classes),
@@ -132,6 +150,7 @@ class UNet(Module):
             raise ValueError(f"UNet bn_momentum must be in [0, 1]; got {bn_momentum}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"UNet dropout must be in [0, 1); got {dropout}")
+        check_encoder(encoder)
         std_values = _per_band(std, 1.0, int(in_channels), "std")
         if np.any(std_values <= 0):
             raise ValueError(f"UNet std must be > 0 for every band; got "
@@ -148,7 +167,9 @@ class UNet(Module):
             filters=self.filters, depth=self.depth, residual=self.residual,
             center=center, policy=policy.name, activation=activation,
             upsample=upsample, dropout=self.dropout,
-            cross_replica_bn=bool(cross_replica_bn), bn_momentum=float(bn_momentum))
+            cross_replica_bn=bool(cross_replica_bn), bn_momentum=float(bn_momentum),
+            encoder=encoder)
+        self.encoder_name = encoder
         self.mean = self.make_variable(
             "mean", _per_band(mean, 0.0, self.in_channels, "mean"), trainable=False)
         self.std = self.make_variable("std", std_values, trainable=False)
@@ -157,9 +178,22 @@ class UNet(Module):
         common = dict(activation=activation, cross_replica_bn=cross_replica_bn,
                       bn_momentum=bn_momentum, policy=policy)
         widths = [self.filters * 2 ** i for i in range(self.depth)]
+        self.encoder_frozen = None
+        if encoder != "unet" and freezable_encoder:
+            # ONLY_FIRST_REPLICA: the optimizer assigns it inside strategy.run.
+            with self.name_scope:
+                self.encoder_frozen = tf.Variable(
+                    0.0, trainable=False, name="encoder_frozen",
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         with self.name_scope:
-            self.encoder = [block(w, name=f"encoder{i}", **common)
-                            for i, w in enumerate(widths)]
+            if encoder == "unet":
+                self.encoder = [block(w, name=f"encoder{i}", **common)
+                                for i, w in enumerate(widths)]
+            else:
+                self.encoder = ENCODERS[encoder](
+                    max_stride=2 ** self.depth, cross_replica_bn=cross_replica_bn,
+                    bn_momentum=bn_momentum, frozen=self.encoder_frozen, policy=policy,
+                    name=encoder)
             self.center = make_center(center, self.filters * 2 ** self.depth,
                                       module_name="center", **common)
             self.upsamplers = [make_upsampler(upsample, w, policy=policy,
@@ -176,6 +210,14 @@ class UNet(Module):
         values live in the variables: `UNet(**model.config, mean=..., std=...)`
         rebuilds the same architecture."""
         return dict(self._config)
+
+    @property
+    def encoder_variables(self) -> tuple:
+        """The trainable variables of a pretrained encoder (the parameter
+        group that fine-tuning freezes or slows down); () for "unet"."""
+        if self.encoder_name == "unet":
+            return ()
+        return tuple(self.encoder.trainable_variables)
 
     def _check_input(self, images: tf.Tensor) -> tf.Tensor:
         """Static and run-time checks of [B,H,W,C]; returns `images`."""
@@ -209,15 +251,21 @@ class UNet(Module):
         inv_std = 1.0 / self.std
         x = tf.cast(images, tf.float32) * inv_std - self.mean * inv_std
         x = tf.cast(x, self.compute_dtype)
-        skips = []
-        for block in self.encoder:
-            x = block(x, training=training)
-            skips.append(x)
-            x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+        if self.encoder_name == "unet":
+            skips = []
+            for block in self.encoder:
+                x = block(x, training=training)
+                skips.append(x)
+                x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+        else:
+            features = self.encoder(x, training=training)
+            skips = [features.get(2 ** i) for i in range(self.depth)]
+            x = features[2 ** self.depth]
         x = self.center(x, training=training)
         x = apply_dropout(x, self.dropout, training=training)
         for i in reversed(range(self.depth)):
             x = self.upsamplers[i](x)
-            x = tf.concat([x, skips[i]], axis=-1)
+            if skips[i] is not None:
+                x = tf.concat([x, skips[i]], axis=-1)
             x = self.decoder[i](x, training=training)
         return tf.cast(self.head(x), tf.float32)

@@ -2,59 +2,91 @@
 (tools.lr_find reads the same ones), their cross-flag rules, and the one
 place they become a frozen `TrainConfig`.
 """
+import dataclasses
+
 from absl import flags
 
 from tools import data_flags  # noqa: F401  (data flags: --patch_size, --seed, ...)
+from train_loop.config import (BatchNormConfig, EncoderConfig, LoopConfig, ModelConfig,
+                               OptimConfig, TrainConfig)
+
+# Defaults are the config dataclasses' (one home); the flags only name them.
+_M, _O, _L, _B, _T = ModelConfig, OptimConfig, LoopConfig, BatchNormConfig, TrainConfig
+_E = EncoderConfig
 
 # --- model ---
-flags.DEFINE_integer("filters", 32, "Filters of the first U-Net level (doubled per level).")
-flags.DEFINE_enum("depth", "4", ["3", "4", "5"], "U-Net skips (levels).")
-flags.DEFINE_boolean("residual", True, "Residual blocks instead of plain conv blocks.")
-flags.DEFINE_enum("center", "conv", ["conv", "serial_dilated", "parallel_dilated", "residual"],
+flags.DEFINE_integer("filters", _M.filters, "Filters of the first U-Net level (doubled per level).")
+flags.DEFINE_enum("depth", str(_M.depth), ["3", "4", "5"], "U-Net skips (levels).")
+flags.DEFINE_boolean("residual", _M.residual, "Residual blocks instead of plain conv blocks.")
+flags.DEFINE_enum("center", _M.center, ["conv", "serial_dilated", "parallel_dilated", "residual"],
                   "U-Net center block.")
+flags.DEFINE_enum("encoder", _M.encoder, ["unet", "resnet50", "convnext_tiny"],
+                  "U-Net encoder: unet (hand-built, --filters/--residual) or a pretrained "
+                  "network (layers.pretrained; weights from tools.import_encoder).")
+flags.DEFINE_string("encoder_weights", None, "Folder written by tools.import_encoder "
+                    "(encoder.json + checkpoint) to start the encoder from; default: "
+                    "random initialisation.")
+flags.DEFINE_integer("freeze_encoder_steps", _E.freeze_steps,
+                     "Steps during which the pretrained encoder "
+                     "is frozen: no update, batch-norm statistics fixed.")
+flags.DEFINE_float("encoder_lr_multiplier", _E.lr_multiplier,
+                   "The pretrained encoder's learning rate "
+                   "is this times the schedule's.")
 # --- batch norm ---
-flags.DEFINE_float("bn_momentum", 0.99, "Momentum of the batch-norm moving averages "
+flags.DEFINE_float("bn_momentum", _B.momentum, "Momentum of the batch-norm moving averages "
                    "(every layer).")
-flags.DEFINE_integer("bn_recompute_batches", 20, "Before every evaluation (and so before "
+flags.DEFINE_integer("bn_recompute_batches", _B.recompute_batches,
+                     "Before every evaluation (and so before "
                      "the best and final checkpoints), re-estimate the batch-norm moving "
                      "statistics exactly, on this many training batches drawn from a "
                      "second, fixed-seed iterator, weights frozen (0: keep the moving "
                      "averages).")
 # --- loss ---
-flags.DEFINE_string("loss", "ce", "ce|focal|jaccard|dice|lovasz or a weighted sum such as "
+flags.DEFINE_string("loss", _T.loss, "ce|focal|jaccard|dice|lovasz or a weighted sum such as "
                     "'ce+jaccard' or '0.5*ce+1.0*lovasz'.")
 flags.DEFINE_list("class_weights", None, "Per-class loss weights, one float per class.")
-flags.DEFINE_float("focal_gamma", 2.0, "Focusing parameter of the focal loss.")
+flags.DEFINE_float("focal_gamma", _T.focal_gamma, "Focusing parameter of the focal loss.")
+flags.DEFINE_list("focal_alpha", _T.focal_alpha, "Focal loss alpha: one float (the focal term "
+                  "times it) or one per class (pixels weighted by their class's); default none, "
+                  "no rescaling (RetinaNet's 0.25 is for its binary sigmoid form).")
+flags.DEFINE_boolean("lovasz_per_image", _T.lovasz_per_image, "Lovasz loss per image, averaged "
+                     "over the batch's images (Berman's per_image=True), instead of over the "
+                     "batch.")
 # --- optimizer and schedule ---
-# 0.2: benchmarks/quality/sweep.md, real imagery at batch 8, 150 steps: held-out
-# mIoU 0.525 against 0.448 at 0.1 and 0.44x for AdamW at 1e-3.
-flags.DEFINE_float("max_lr", 0.2, "Peak (one_cycle) or initial (plateau, constant) learning rate.")
-flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adamw"], "sgd: SGD with momentum (Keras' "
+flags.DEFINE_float("max_lr", _O.max_lr,
+                   "Peak (one_cycle) or initial (plateau, constant) learning rate.")
+flags.DEFINE_enum("optimizer", _O.optimizer, ["sgd", "adamw"], "sgd: SGD with momentum (Keras' "
                   "formulation); adamw: torch.optim.AdamW's rule.")
-flags.DEFINE_float("momentum", 0.9, "SGD momentum, or AdamW's beta_1 (one_cycle cycles it "
+flags.DEFINE_float("momentum", _O.momentum, "SGD momentum, or AdamW's beta_1 (one_cycle cycles it "
                    "between --base_momentum and --max_momentum instead, as torch's OneCycleLR).")
-flags.DEFINE_boolean("nesterov", False, "Nesterov momentum (sgd only).")
+flags.DEFINE_boolean("nesterov", _O.nesterov, "Nesterov momentum (sgd only).")
 flags.DEFINE_float("weight_decay", None, "Decoupled weight decay on convolution kernels; "
                    "default 0 for sgd, 0.01 for adamw (torch.optim.AdamW's default).")
-flags.DEFINE_float("adam_beta_2", 0.999, "adamw: decay rate of the second-moment average.")
-flags.DEFINE_float("adam_epsilon", 1e-8, "adamw: added to sqrt(v) after its bias correction.")
-flags.DEFINE_float("clip_norm", None, "Clip gradients to this global norm.")
-flags.DEFINE_enum("schedule", "one_cycle", ["one_cycle", "plateau", "constant"], "LR schedule.")
+flags.DEFINE_float("adam_beta_2", _O.adam_beta_2, "adamw: decay rate of the second-moment average.")
+flags.DEFINE_float("adam_epsilon", _O.adam_epsilon,
+                   "adamw: added to sqrt(v) after its bias correction.")
+flags.DEFINE_float("clip_norm", _O.clip_norm, "Clip gradients to this global norm.")
+flags.DEFINE_enum("schedule", _O.schedule, ["one_cycle", "plateau", "constant"], "LR schedule.")
 flags.DEFINE_float("epochs", None, "Training length in epochs (patches per epoch / batch).")
 flags.DEFINE_integer("train_steps", None, "Training length in steps (instead of --epochs).")
-flags.DEFINE_float("pct_start", 0.3, "one_cycle: fraction of steps spent warming up.")
-flags.DEFINE_float("div_factor", 25.0, "one_cycle: initial lr = max_lr / div_factor.")
-flags.DEFINE_float("final_div_factor", 1e4, "one_cycle: final lr = initial lr / this.")
-flags.DEFINE_enum("anneal", "cos", ["cos", "linear"], "one_cycle annealing.")
-flags.DEFINE_float("base_momentum", 0.85, "one_cycle: lowest momentum (at peak lr).")
-flags.DEFINE_float("max_momentum", 0.95, "one_cycle: highest momentum.")
-flags.DEFINE_float("plateau_factor", 0.5, "plateau: lr multiplier on a plateau.")
-flags.DEFINE_integer("plateau_patience", 3, "plateau: evaluations without improvement.")
-flags.DEFINE_integer("plateau_cooldown", 0, "plateau: evaluations to wait after a reduction.")
-flags.DEFINE_float("min_lr", 1e-6, "plateau: lowest learning rate.")
-flags.DEFINE_integer("early_stopping_patience", 0, "Stop after this many evaluations "
+flags.DEFINE_float("pct_start", _O.pct_start, "one_cycle: fraction of steps spent warming up.")
+flags.DEFINE_float("div_factor", _O.div_factor, "one_cycle: initial lr = max_lr / div_factor.")
+flags.DEFINE_float("final_div_factor", _O.final_div_factor,
+                   "one_cycle: final lr = initial lr / this.")
+flags.DEFINE_enum("anneal", _O.anneal, ["cos", "linear"], "one_cycle annealing.")
+flags.DEFINE_float("base_momentum", _O.base_momentum, "one_cycle: lowest momentum (at peak lr).")
+flags.DEFINE_float("max_momentum", _O.max_momentum, "one_cycle: highest momentum.")
+flags.DEFINE_float("plateau_factor", _O.plateau_factor, "plateau: lr multiplier on a plateau.")
+flags.DEFINE_integer("plateau_patience", _O.plateau_patience,
+                     "plateau: evaluations without improvement.")
+flags.DEFINE_integer("plateau_cooldown", _O.plateau_cooldown,
+                     "plateau: evaluations to wait after a reduction.")
+flags.DEFINE_float("min_lr", _O.min_lr, "plateau: lowest learning rate.")
+flags.DEFINE_integer("early_stopping_patience", _O.early_stopping_patience,
+                     "Stop after this many evaluations "
                      "without mean-IoU improvement (0: never).")
-flags.DEFINE_float("min_delta", 1e-4, "Smallest mean-IoU change that counts as improvement.")
+flags.DEFINE_float("min_delta", _O.min_delta,
+                   "Smallest mean-IoU change that counts as improvement.")
 # --- precision and speed ---
 flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
                   "Compute dtype policy; auto: mixed_bfloat16 on a CPU with AVX-512 BF16/AMX "
@@ -62,12 +94,14 @@ flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_float16", "mix
                   "else float32.")
 flags.DEFINE_boolean("jit_compile", None, "XLA-compile the train step; default: on GPU/TPU "
                      "only (on CPU XLA bypasses oneDNN convolutions and was slower).")
-flags.DEFINE_integer("steps_per_loop", 10, "Steps per tf.function call (inner loop).")
+flags.DEFINE_integer("steps_per_loop", _L.steps_per_loop,
+                     "Steps per tf.function call (inner loop).")
 flags.DEFINE_integer("eval_every", 0, "Evaluate every N steps (0: once per epoch).")
 flags.DEFINE_integer("checkpoint_every", 0, "Save `latest` every N steps (0: --eval_every).")
-flags.DEFINE_integer("keep_checkpoints", 3, "`latest` checkpoints kept.")
-flags.DEFINE_integer("summary_images", 2, "Validation images written to TensorBoard.")
-flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker",
+flags.DEFINE_integer("keep_checkpoints", _L.keep_checkpoints, "`latest` checkpoints kept.")
+flags.DEFINE_integer("summary_images", _L.summary_images,
+                     "Validation images written to TensorBoard.")
+flags.DEFINE_enum("strategy", _L.strategy, ["default", "one_device", "mirrored", "multi_worker",
                                           "tpu"], "tf.distribute strategy.")
 # --- workdir ---
 flags.DEFINE_string("workdir_root", "runs", "Parent of experiment folders.")
@@ -88,8 +122,24 @@ flags.register_validator("bn_momentum", lambda v: 0.0 <= v <= 1.0,
                          "--bn_momentum must be in [0, 1]")
 flags.register_validator("bn_recompute_batches", lambda v: v >= 0,
                          "--bn_recompute_batches must be >= 0 (0: off)")
+flags.register_validator("freeze_encoder_steps", lambda v: v >= 0,
+                         "--freeze_encoder_steps must be >= 0")
+flags.register_validator("encoder_lr_multiplier", lambda v: v >= 0,
+                         "--encoder_lr_multiplier must be >= 0")
 flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 0 for x in v),
                          "--class_weights must be positive floats, e.g. 1,1,1,1,4,1")
+flags.register_validator("focal_alpha", lambda v: v is None or all(float(x) > 0 for x in v),
+                         "--focal_alpha must be positive floats: one, or one per class")
+
+
+@flags.multi_flags_validator(["loss", "focal_alpha", "lovasz_per_image"],
+                             message="--focal_alpha needs a focal term in --loss (focal, "
+                             "ce+focal, ...) and --lovasz_per_image a lovasz term")
+def _loss_options_have_their_term(values):
+    from train_loop.config import loss_terms  # pylint: disable=import-outside-toplevel
+    terms = loss_terms(values["loss"])
+    return ((values["focal_alpha"] is None or "focal" in terms)
+            and (not values["lovasz_per_image"] or "lovasz" in terms))
 
 
 @flags.multi_flags_validator(["epochs", "train_steps"],
@@ -97,6 +147,16 @@ flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 
 def _one_length(values):
     return (values["epochs"] is None) != (values["train_steps"] is None) and (
         (values["epochs"] or 0) > 0 or (values["train_steps"] or 0) > 0)
+
+
+@flags.multi_flags_validator(
+    ["encoder", "encoder_weights", "freeze_encoder_steps", "encoder_lr_multiplier"],
+    message="--encoder_weights, --freeze_encoder_steps and --encoder_lr_multiplier "
+            "need a pretrained --encoder (resnet50, convnext_tiny)")
+def _pretrained_options(values):
+    return values["encoder"] != "unet" or (
+        values["encoder_weights"] is None and values["freeze_encoder_steps"] == 0
+        and values["encoder_lr_multiplier"] == 1.0)
 
 
 @flags.multi_flags_validator(["optimizer", "nesterov"],
@@ -125,8 +185,7 @@ def resolve_precision(name: str) -> str:
 
 def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int):
     """Builds the frozen TrainConfig once; library code never sees FLAGS."""
-    from train_loop.config import (BatchNormConfig, LoopConfig, ModelConfig,  # pylint: disable=import-outside-toplevel
-                                   OptimConfig, TrainConfig)
+    import os  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     f = flag_values
@@ -134,6 +193,14 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
     if weights is not None and len(weights) != num_classes:
         raise flags.ValidationError(
             f"--class_weights has {len(weights)} values; the data has {num_classes} classes")
+    alpha = tuple(float(a) for a in f.focal_alpha) if f.focal_alpha else None
+    if alpha is not None and len(alpha) not in (1, num_classes):
+        raise flags.ValidationError(
+            f"--focal_alpha has {len(alpha)} values; give one, or one per class ({num_classes})")
+    weights_info = None
+    if f.encoder_weights:  # a wrong folder fails here, before anything is written
+        from layers.pretrained import read_encoder_info  # pylint: disable=import-outside-toplevel
+        weights_info = read_encoder_info(f.encoder_weights, f.encoder)
     train_steps = f.train_steps or max(1, int(round(f.epochs * steps_per_epoch)))
     eval_every = f.eval_every or steps_per_epoch
     jit = f.jit_compile
@@ -141,8 +208,10 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
         jit = bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
     return TrainConfig(
         model=ModelConfig(filters=f.filters, depth=int(f.depth), residual=f.residual,
-                          center=f.center, policy=resolve_precision(f.precision)),
-        loss=f.loss, class_weights=weights, focal_gamma=f.focal_gamma,
+                          center=f.center, policy=resolve_precision(f.precision),
+                          encoder=f.encoder),
+        loss=f.loss, class_weights=weights, focal_gamma=f.focal_gamma, focal_alpha=alpha,
+        lovasz_per_image=f.lovasz_per_image,
         optim=OptimConfig(
             max_lr=f.max_lr, momentum=f.momentum, nesterov=f.nesterov,
             weight_decay=f.weight_decay, clip_norm=f.clip_norm, schedule=f.schedule,
@@ -159,7 +228,43 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
             deterministic=f.deterministic, summary_images=f.summary_images,
             strategy=f.strategy),
         batch_norm=BatchNormConfig(momentum=f.bn_momentum,
-                                   recompute_batches=f.bn_recompute_batches))
+                                   recompute_batches=f.bn_recompute_batches),
+        encoder=EncoderConfig(
+            weights=os.path.abspath(f.encoder_weights) if f.encoder_weights else None,
+            weights_info=weights_info,
+            freeze_steps=f.freeze_encoder_steps, lr_multiplier=f.encoder_lr_multiplier))
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What tools.train and tools.lr_find both derive from the flags."""
+    pipeline: object  # core.data.pipeline.PipelineConfig
+    info: dict  # pipeline.dataset_info: classes, bands, mean, std of the fed channels
+    steps_per_epoch: int
+    config: object  # train_loop.config.TrainConfig
+    name: str  # --experiment_name or the one built from the config
+    run_config: dict  # what config.json records (train_loop.build.run_config)
+
+
+def setup_from_flags(f) -> Setup:
+    """Prepares the store on a flag file's first run, then builds the
+    pipeline and training configs; user errors raise ValueError,
+    FileNotFoundError or flags.ValidationError naming the flag or file."""
+    from core.data import pipeline  # pylint: disable=import-outside-toplevel
+    from train_loop import build  # pylint: disable=import-outside-toplevel
+    from train_loop.config import experiment_name  # pylint: disable=import-outside-toplevel
+    from tools import prepare_flags  # pylint: disable=import-outside-toplevel
+
+    prepare_flags.prepare_if_needed(f)
+    pipe_cfg = data_flags.pipeline_config_from_flags(f)
+    info = pipeline.dataset_info(pipe_cfg)
+    steps_per_epoch = max(1, pipeline.num_patches(pipe_cfg, "train") // pipe_cfg.batch_size)
+    config = train_config_from_flags(f, steps_per_epoch, len(info["class_names"]))
+    name = f.experiment_name or experiment_name(
+        config, patch_size=pipe_cfg.patch_size, scale=pipe_cfg.scale,
+        batch_size=pipe_cfg.batch_size)
+    return Setup(pipe_cfg, info, steps_per_epoch, config, name,
+                 build.run_config(config, info, pipe_cfg, name))
 
 
 def make_strategy(name: str):

@@ -95,6 +95,8 @@ def make_train_step(model, loss_fn, optimizer, *, schedule: Optional[Schedule] =
     def train_step(batch: Batch) -> Logs:
         images, labels = batch["image"], batch["label"]
         _assign_schedule(optimizer, schedule, step_counter)
+        if hasattr(optimizer, "begin_step"):  # frozen flags of parameter groups (core.optim)
+            optimizer.begin_step()
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
             loss = tf.cast(loss_fn(labels, tf.cast(logits, tf.float32)), tf.float32)

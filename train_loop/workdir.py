@@ -12,9 +12,11 @@ Layout (DESIGN.md):
       tensorboard/{train,validation}/
       export/              SavedModel (tools.export)
       DONE                 written when training ends; a run without it resumes
+      LOCK                 while a training runs in it: host, pid, start time
 
 Re-running the same command resumes the newest run of the same experiment
 name, or reports that it has finished; nothing here ever deletes a folder.
+One training at a time per workdir (`train_loop.workdir_lock`).
 """
 from __future__ import annotations
 
@@ -25,7 +27,10 @@ import os
 import shutil
 from typing import Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
+
+from core import export as export_lib
 
 CONFIG_FILE = "config.json"
 FLAGS_FILE = "flags.txt"
@@ -144,25 +149,52 @@ def read_config(workdir: str) -> dict:
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
         raise WorkdirError(f"{workdir} is not an ortholoop workdir: {path} not found")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise WorkdirError(f"{path} is damaged (cannot be read: {err})") from None
 
 
 def mark_finished(workdir: str, summary: dict) -> None:
     _atomic_write(os.path.join(workdir, DONE_FILE), json.dumps(_jsonable(summary), indent=2))
 
 
-def build_model(config: dict, **overrides):
+def build_model(config: dict, *, for_training: bool = False, **overrides):
     """The UNet a workdir's config.json describes (untrained).
 
     `overrides` are UNet arguments that do not belong to the saved model,
-    such as `cross_replica_bn` for the strategy at hand.
+    such as `cross_replica_bn` for the strategy at hand. `for_training`:
+    the model a run starts from, i.e. with a pretrained encoder's weights
+    (config "train" -> "encoder" -> "weights") loaded, the normalisation
+    those weights expect as the in-graph mean/std
+    (`layers.pretrained.input_normalisation`), and the encoder's freeze
+    switch when it is frozen first. A checkpoint restored afterwards
+    overrides all of these values.
     """
     import layers  # pylint: disable=import-outside-toplevel
+    from layers import pretrained  # pylint: disable=import-outside-toplevel
 
     kwargs = dict(config["model"])
     data = config.get("data", {})
-    return layers.UNet(**kwargs, mean=data.get("mean"), std=data.get("std"), **overrides)
+    mean, std = data.get("mean"), data.get("std")
+    encoder = (config.get("train") or {}).get("encoder") or {}
+    weights = encoder.get("weights") if for_training else None
+    if weights:
+        info = pretrained.read_encoder_info(weights, kwargs.get("encoder", "unet"))
+        c = int(kwargs["in_channels"])
+        mean, std = pretrained.input_normalisation(
+            info, data.get("bands") or [f"band{i}" for i in range(c)],
+            mean if mean is not None else [0.0] * c, std if std is not None else [1.0] * c,
+            data.get("dtype"))
+    if for_training and encoder.get("freeze_steps", 0) > 0:
+        overrides.setdefault("freezable_encoder", True)
+    model = layers.UNet(**kwargs, mean=mean, std=std, **overrides)
+    if weights:
+        side = 2 ** int(kwargs.get("depth", 4))
+        model(tf.zeros([1, side, side, int(kwargs["in_channels"])]), training=False)
+        pretrained.load_encoder_weights(model.encoder, weights, data["bands"])
+    return model
 
 
 def restore_model(workdir: str, which: str = "best"):
@@ -177,20 +209,89 @@ def restore_model(workdir: str, which: str = "best"):
       (model, config dict).
 
     Raises:
-      WorkdirError: no config or no checkpoint in the workdir.
+      WorkdirError: no config or no checkpoint in the workdir, a damaged
+        checkpoint (naming the file), or one of another model.
     """
+    from core.export import damaged_message  # pylint: disable=import-outside-toplevel
+
     config = read_config(workdir)
     model = build_model(config)
-    path = tf.train.latest_checkpoint(checkpoint_dir(workdir, which))
-    if path is None and which == "best":
-        path = tf.train.latest_checkpoint(checkpoint_dir(workdir, "latest"))
+    path = None
+    for kind in (which, "latest") if which == "best" else (which,):
+        state = os.path.join(checkpoint_dir(workdir, kind), "checkpoint")
+        path = tf.train.latest_checkpoint(os.path.dirname(state))
+        if path is None and os.path.exists(state):
+            # TensorFlow logs and ignores an unparsable state file; falling
+            # back to another checkpoint would be silently wrong.
+            raise WorkdirError(f"{state} is damaged or names no checkpoint file that exists; "
+                               f"use the other --checkpoint (best, latest) or train again")
+        if path is not None:
+            break
     if path is None:
         raise WorkdirError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}")
     # Build the lazy variables first so the restore is immediate and complete.
     size = 2 ** int(config["model"].get("depth", 4))
     model(tf.zeros([1, size, size, int(config["model"]["in_channels"])]), training=False)
-    tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
+    try:
+        tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
+    except AssertionError as err:
+        raise WorkdirError(f"{path} does not hold the model {os.path.join(workdir, CONFIG_FILE)} "
+                           f"describes ({str(err).splitlines()[0][:160]})") from None
+    except Exception as err:  # pylint: disable=broad-except
+        # OpError (bad index, checksum), IndexError ("read less bytes"), ...
+        raise WorkdirError(damaged_message(path, err, "use the other --checkpoint "
+                                           "(best, latest) or train again")) from None
     return model, config
+
+
+def _encoder_weights_info(config: dict) -> dict | None:
+    """The pretrained weights a run started from: their folder and
+    encoder.json as recorded in config.json at the start, or None."""
+    encoder = (config.get("train") or {}).get("encoder") or {}
+    if not encoder.get("weights"):
+        return None
+    return {"folder": encoder["weights"], **(encoder.get("weights_info") or {})}
+
+
+def load_model(path: str, checkpoint: str = "best"):
+    """A model for inference from a SavedModel export or an experiment workdir
+    (here, not in core.export: core does not read training workdirs).
+
+    Args:
+      path: a folder holding saved_model.pb (written by `export_saved_model`)
+        or a workdir holding config.json (written by `tools.train`).
+      checkpoint: "best" or "latest" (workdirs only).
+    Returns:
+      (model, info): `model(images, training=False) -> logits` with
+      `num_classes`, `in_channels`, `depth`; info has class_names, palette,
+      bands, mean, std, input_dtype and band_ranges (None when unknown) and,
+      for an export, its predict_tile settings.
+    Raises:
+      ExportError: `path` is neither.
+    """
+    if export_lib.is_export(path):
+        model = export_lib.LoadedModel(path)
+        return model, model.info
+    if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
+        raise export_lib.ExportError(f"{path} is neither a SavedModel (saved_model.pb) nor "
+                                     f"an experiment workdir ({CONFIG_FILE})")
+    model, config = restore_model(path, which=checkpoint)
+    data = config.get("data", {})
+    k, c = int(model.num_classes), int(model.in_channels)
+    info = {"num_classes": k, "in_channels": c, "depth": int(model.depth),
+            "class_names": list(data.get("class_names") or [str(i) for i in range(k)]),
+            "palette": [list(p) for p in data.get("palette") or []],
+            "bands": list(data.get("bands") or [f"band{i}" for i in range(c)]),
+            "mean": np.asarray(model.mean).tolist(), "std": np.asarray(model.std).tolist(),
+            "dataset": data.get("dataset"),
+            # A v1 store (no "dtype") held uint8 optical bands only.
+            "input_dtype": data.get("dtype") or (
+                "uint8" if data.get("format") == "ortholoop-tiles-npy-v1" else None),
+            "band_ranges": data.get("band_ranges"),
+            "encoder_weights": _encoder_weights_info(config)}
+    if len(info["palette"]) != k:  # a distinct grey per class when none is known
+        info["palette"] = [[int(v)] * 3 for v in np.linspace(0, 255, k)]
+    return model, info
 
 
 def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,

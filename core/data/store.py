@@ -44,13 +44,17 @@ def load_info(data_dir: str | os.PathLike) -> dict:
     path = Path(data_dir) / "info.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; run `python -m "
-                                f"tools.prepare --dst={data_dir}` first.")
-    info = json.loads(path.read_text())
+                                f"tools.prepare --data_dir={data_dir}` first.")
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path} is damaged (cannot be read: {err}); run `python -m "
+                         f"tools.prepare` into a new --data_dir") from None
     found = info.get("format")
     if found != STORE_FORMAT:
         raise ValueError(f"{path}: store format {found!r}, this version reads "
                          f"{STORE_FORMAT!r}; re-run `python -m tools.prepare` "
-                         f"into a new --dst.")
+                         f"into a new --data_dir.")
     if info.get("dtype") not in SOURCE_DTYPES:
         raise ValueError(f"{path}: optical dtype {info.get('dtype')!r}, expected "
                          f"one of {', '.join(SOURCE_DTYPES)}.")

@@ -16,6 +16,9 @@ from tests.distribute import two_replica_strategy
 
 STEPS = 10
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "optim_golden.json")
+# Also holds torch.optim.SGD's two steps under a changing learning rate.
+SCHEDULES_GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden",
+                                "schedules_golden.json")
 
 
 def _golden() -> dict:
@@ -97,6 +100,26 @@ class SGDTest(tf.test.TestCase, parameterized.TestCase):
             tf.constant(2.0), tf.constant(0.5), tf.constant(1.0),
             tf.constant(0.1), tf.constant(0.9), 0.0, nesterov=True)
         self.assertAllClose(new_p, 2.0 + 0.9 * 0.85 - 0.05)
+
+    def test_changing_lr_differs_from_torch_sgd_by_hand(self):
+        """p = 1, m = 0.9; step 1: a = 0.1, g = 1; step 2: a = 0.2, g = 0.5.
+        Keras-style (ours): v1 = -0.1, p1 = 0.9; v2 = -0.09 - 0.1 = -0.19,
+        p2 = 0.71. torch: b1 = 1, p1 = 0.9; b2 = 0.9 + 0.5 = 1.4,
+        p2 = 0.9 - 0.2 * 1.4 = 0.62. The gap is m g1 (a2 - a1) = 0.09."""
+        p = tf.Variable([1.0], dtype=tf.float64)
+        opt = SGD(0.1, momentum=0.9)
+        got = []
+        for lr, grad in ((0.1, 1.0), (0.2, 0.5)):
+            opt.learning_rate.assign(lr)
+            opt.apply([tf.constant([grad], tf.float64)], [p])
+            got.append(float(p[0]))
+        self.assertAllClose(got, [0.9, 0.71])
+        # torch.optim.SGD's parameters on the same steps (the golden file).
+        with open(SCHEDULES_GOLDEN, encoding="utf-8") as f:
+            torch_run = json.load(f)["sgd_lr_change"]
+        self.assertEqual((torch_run["lrs"], torch_run["grads"]), ([0.1, 0.2], [1.0, 0.5]))
+        self.assertAllClose(torch_run["params"], [0.9, 0.62])
+        self.assertAllClose(got[1] - torch_run["params"][1], 0.9 * 1.0 * (0.2 - 0.1))
 
     def test_checkpoint_restores_slots_and_continues_identically(self):
         a, target, w0, b0 = _problem(2)

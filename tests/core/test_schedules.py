@@ -1,30 +1,24 @@
-"""Schedules against hand-computed values and, where installed, PyTorch."""
+"""Schedules against hand-computed values and PyTorch's schedulers (through
+golden/schedules_golden.json, made by golden/make_schedules_golden.py)."""
+import inspect
+import json
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
 from core import schedules
+from train_loop.config import OptimConfig
 
-try:
-    import torch
-except ImportError:  # the PyTorch comparisons need it; the hand values do not
-    torch = None
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden",
+                      "schedules_golden.json")
 
 
-def _torch_one_cycle(total_steps, max_lr, **kwargs):
-    param = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([param], lr=0.1, momentum=0.9)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr,
-                                                total_steps=total_steps, **kwargs)
-    lrs, moms = [], []
-    for _ in range(total_steps):
-        lrs.append(opt.param_groups[0]["lr"])
-        moms.append(opt.param_groups[0]["momentum"])
-        opt.step()
-        sched.step()
-    return np.array(lrs), np.array(moms)
+def _golden():
+    with open(GOLDEN, encoding="utf-8") as f:
+        return json.load(f)
 
 
 class OneCycleTest(tf.test.TestCase, parameterized.TestCase):
@@ -50,10 +44,18 @@ class OneCycleTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(momentum, 0.95 - 0.10 * pct)
         lr, _ = schedules.one_cycle(80, 100, 1.0, anneal="linear")
         self.assertAllClose(lr, 1.0 + (4e-6 - 1.0) * 51 / 70)
-        # Past the end: clamped to T = 100.
-        lr_end, _ = schedules.one_cycle(100, 100, 1.0, anneal="linear")
-        lr_far, _ = schedules.one_cycle(10_000, 100, 1.0, anneal="linear")
-        self.assertAllClose([lr_end, lr_far], [1.0 + (4e-6 - 1.0) * 71 / 70] * 2)
+
+    @parameterized.parameters("linear", "cos")
+    def test_ends_at_the_final_values_and_stays(self, anneal):
+        # T=100: the last step is 99, where lr = a_min = 4e-6 and momentum =
+        # max_momentum; later steps keep them (linear extrapolation to step
+        # 100 would give 1 + (4e-6 - 1) * 71 / 70 < 0).
+        steps = tf.constant([99, 100, 101, 10_000], tf.int64)
+        lr, momentum = schedules.one_cycle(steps, 100, 1.0, anneal=anneal)
+        self.assertAllClose(lr, [4e-6] * 4, rtol=1e-6)
+        self.assertAllClose(momentum, [0.95] * 4, rtol=1e-6)
+        lr, _ = schedules.one_cycle(tf.range(300), 100, 1.0, anneal=anneal)
+        self.assertGreaterEqual(float(tf.reduce_min(lr)), np.float32(4e-6))
 
     def test_inside_tf_function(self):
         step = tf.Variable(0, dtype=tf.int64)
@@ -61,21 +63,23 @@ class OneCycleTest(tf.test.TestCase, parameterized.TestCase):
         step.assign(29)
         self.assertAllClose(fn(), (1.0, 0.85))
 
-    @parameterized.parameters(
-        dict(total_steps=100, max_lr=1.0),
-        dict(total_steps=37, max_lr=0.02, pct_start=0.25, anneal_strategy="linear"),
-        dict(total_steps=250, max_lr=3.0, div_factor=10.0, final_div_factor=100.0,
-             base_momentum=0.8, max_momentum=0.9))
-    def test_matches_pytorch(self, total_steps, max_lr, **kwargs):
-        if torch is None:
-            self.skipTest("PyTorch is not installed")
-        expected_lr, expected_momentum = _torch_one_cycle(total_steps, max_lr, **kwargs)
-        if "anneal_strategy" in kwargs:
-            kwargs["anneal"] = kwargs.pop("anneal_strategy")
+    @parameterized.parameters(range(5))
+    def test_matches_torch_one_cycle_lr(self, index):
+        case = _golden()["one_cycle"][index]
+        args = dict(case["args"])
+        total_steps, max_lr = args.pop("total_steps"), args.pop("max_lr")
+        args["anneal"] = args.pop("anneal_strategy")
         lr, momentum = schedules.one_cycle(tf.range(total_steps), total_steps, max_lr,
-                                           **kwargs)
-        self.assertAllClose(lr, expected_lr, rtol=1e-6, atol=1e-9)
-        self.assertAllClose(momentum, expected_momentum, rtol=1e-6)
+                                           **args)
+        self.assertAllClose(lr, case["lrs"], rtol=1e-6, atol=1e-9)
+        self.assertAllClose(momentum, case["momentums"], rtol=1e-6)
+        # One step past the end torch extrapolates: linearly below the final
+        # value (negative for the first two linear cases); ours stays at it.
+        past, _ = schedules.one_cycle(total_steps, total_steps, max_lr, **args)
+        self.assertAllClose(past, case["lrs"][-1], rtol=1e-6)
+        if args["anneal"] == "linear":
+            self.assertLess(case["lr_at_total_steps"], case["lrs"][-1])
+            self.assertEqual(case["lr_at_total_steps"] < 0, index in (1, 2))
 
     def test_errors(self):
         with self.assertRaisesRegex(ValueError, "leaves a phase empty"):
@@ -108,7 +112,7 @@ METRICS = [0.5, 0.6, 0.605, 0.6, 0.59, 0.58, 0.7, 0.69, 0.68, 0.67, 0.66, 0.65,
 EXPECTED_LR = [1, 1, 1, 1, .5, .5, .5, .5, .5, .25, .25, .25, .25, .2, .2, .2]
 
 
-class PlateauTest(tf.test.TestCase):
+class PlateauTest(tf.test.TestCase, parameterized.TestCase):
 
     def _plateau(self, lr=1.0):
         return schedules.ReduceOnPlateau(lr, factor=0.5, patience=2, cooldown=1,
@@ -118,19 +122,26 @@ class PlateauTest(tf.test.TestCase):
         plateau = self._plateau()
         self.assertAllClose([plateau.update(m) for m in METRICS], EXPECTED_LR)
 
-    def test_matches_pytorch(self):
-        if torch is None:
-            self.skipTest("PyTorch is not installed")
-        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-        reference = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="max", factor=0.5, patience=2, cooldown=1, min_lr=0.2,
-            threshold=0.01, threshold_mode="abs")
-        expected = []
-        for m in METRICS:
-            reference.step(m)
-            expected.append(opt.param_groups[0]["lr"])
-        plateau = self._plateau()
-        self.assertAllClose([plateau.update(m) for m in METRICS], expected)
+    @parameterized.parameters(range(3))
+    def test_matches_torch_reduce_lr_on_plateau(self, index):
+        """ReduceLROnPlateau(threshold_mode="abs"): min_delta is its threshold."""
+        case = _golden()["plateau"][index]
+        args = dict(case["args"])
+        args["min_delta"] = args.pop("threshold")
+        plateau = schedules.ReduceOnPlateau(case["initial_lr"], **args)
+        self.assertAllClose([plateau.update(m) for m in case["metrics"]], case["lrs"],
+                            rtol=1e-6)
+
+    def test_defaults_are_the_configs(self):
+        """One set of plateau defaults: the trainer's config and the class agree."""
+        params = inspect.signature(schedules.ReduceOnPlateau).parameters
+        config = OptimConfig()
+        self.assertEqual(
+            {k: params[k].default for k in ("factor", "patience", "cooldown", "min_lr",
+                                            "min_delta")},
+            dict(factor=config.plateau_factor, patience=config.plateau_patience,
+                 cooldown=config.plateau_cooldown, min_lr=config.min_lr,
+                 min_delta=config.min_delta))
 
     def test_checkpoint_resumes_and_shares_optimizer_variable(self):
         lr_var = tf.Variable(1.0)

@@ -94,7 +94,7 @@ class LoadInfoAndFilesTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, r"info.json: store format "
                                     r"'ortholoop-tiles-npy-v1', this version reads "
                                     r"'ortholoop-tiles-npy-v2'; re-run `python -m "
-                                    r"tools.prepare` into a new --dst\.$"):
+                                    r"tools.prepare` into a new --data_dir\.$"):
             store.load_info(root)
         with open(os.path.join(root, "info.json"), "w") as f:
             json.dump({**info(), "dtype": "uint32"}, f)
