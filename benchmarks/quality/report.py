@@ -102,14 +102,14 @@ def row_line(row: dict) -> str:
 
 
 def markdown_table(rows: dict, class_names: list) -> str:
-    head = (["system", "flags", "precision", "steps", "seed", "mIoU", "OA"]
+    head = (["system", "flags", "used", "precision", "steps", "seed", "mIoU", "OA"]
             + [f"IoU {c}" for c in class_names]
             + ["train img/s", "train wall", "s/step", "BN recompute", "scoring", "load",
                "finished"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key in sorted(rows, key=lambda k: (k[1], k[2], k[0] != "ours", k[3])):
         r = rows[key]
-        cells = ([r["system"], _flags_cell(r), r["precision"], str(r["steps"]), str(r["seed"]),
+        cells = ([r["system"], _flags_cell(r), r.get("config") or "-", r["precision"], str(r["steps"]), str(r["seed"]),
                   _f(r["mean_iou"]), _f(r["overall_accuracy"])]
                  + [_f(r["iou"].get(c), 3) for c in class_names]
                  + [f"{r['images_per_s']:.2f}", f"{r['train_wall']:.0f} s",
