@@ -17,14 +17,11 @@ import os
 
 from absl import app, flags, logging
 
-flags.DEFINE_string("model", None, "Experiment workdir or SavedModel folder.")
-flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Workdir checkpoint.")
-flags.DEFINE_string("data_dir", None, "Prepared store (tools.prepare).")
+from tools import inference_flags, renamed_flags, store_flags
+
+flags.adopt_module_key_flags(inference_flags)  # --helpshort lists the shared flags too
+flags.adopt_module_key_flags(store_flags)
 flags.DEFINE_string("split", "val", "Split of the store to score.")
-flags.DEFINE_integer("window", None, "Window side; default the export's, else 512.")
-flags.DEFINE_float("overlap", 0.25, "Fraction of a window shared with its neighbour.")
-flags.DEFINE_string("tta", "none", "Also score with this TTA: flips, rot90, d4, 0,4,6.")
-flags.DEFINE_integer("batch_size", 4, "Windows per model call.")
 flags.DEFINE_list("exclude", None, "Classes left out of the 'without' means; default: the "
                   "store's excluded_from_mean (Potsdam: clutter).")
 flags.DEFINE_list("objects", None, "Also score these classes per object (e.g. building): "
@@ -88,15 +85,15 @@ def plot_confusion(matrix, class_names: list, path: str, title: str) -> None:
 
 def main(argv):
     del argv
-    if not FLAGS.model or not FLAGS.data_dir:
-        raise app.UsageError("--model and --data_dir are required")
+    inference_flags.require("model", "data_dir")
     from core import export, inference, metrics, object_metrics
     from core.data import pipeline
     from core.data.datasets import ELEVATION_BANDS
+    from train_loop.progress import TileProgress
 
     # --- model and store ---
     try:
-        model, info = export.load_model(FLAGS.model, FLAGS.checkpoint)
+        model, info = inference_flags.load_model()
         store = pipeline.load_info(FLAGS.data_dir)
         names, bands = list(info["class_names"]), list(info["bands"])
         stored = store["bands"] + [ELEVATION_BANDS[k] for k in store["elevations"]]
@@ -122,9 +119,8 @@ def main(argv):
         runs = {"plain": (0,), **({"tta": tta} if tta != (0,) else {})}
         if FLAGS.split not in store["splits"]:
             raise ValueError(f"--split={FLAGS.split}: the store has {sorted(store['splits'])}")
-        window = FLAGS.window or int(info.get("window", 512))
-        predictors = {k: inference.TilePredictor(model, window=window, overlap=FLAGS.overlap,
-                                                 tta=t, batch_size=FLAGS.batch_size)
+        window = inference_flags.window(info)
+        predictors = {k: inference_flags.tile_predictor(model, info, tta=t)
                       for k, t in runs.items()}
     except ValueError as err:  # WorkdirError, ExportError, TileError too
         raise SystemExit(f"tools.evaluate: {err}") from None
@@ -141,7 +137,7 @@ def main(argv):
     report = {"model": FLAGS.model, "data_dir": FLAGS.data_dir, "split": FLAGS.split,
               "window": window, "overlap": FLAGS.overlap, "tiles": split_tiles}
     report.update({k: {"tta": list(t), "per_tile": {}} for k, t in runs.items()})
-    progress = inference.ProgressBar(len(split_tiles) * len(runs))
+    progress = TileProgress(len(split_tiles) * len(runs))
     for index, (tile, image, label) in zip(range(len(split_tiles)), tile_iter):
         for j, (key, predictor) in enumerate(predictors.items()):
             progress.start_tile(index * len(runs) + j, f"{tile} ({key})")
@@ -182,4 +178,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=renamed_flags.parser("evaluate"))

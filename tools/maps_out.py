@@ -131,7 +131,7 @@ def predict_streamed(path: str, out: str, streamer, info: dict, progress, traini
       training_values: tools.predict.training_values (band values -> the
         model's, with the --rescale_input checks).
       elevation_source: tools.predict.elevation_source for this job (tile
-        path -> its --elevation raster).
+        path -> its --input_elevation raster).
     Returns:
       a summary line (class shares).
     Raises:
@@ -146,20 +146,22 @@ def predict_streamed(path: str, out: str, streamer, info: dict, progress, traini
     num_classes = len(info["class_names"])
     with contextlib.ExitStack() as stack:
         raster = stack.enter_context(streaming.GdalRaster(path))
-        if not FLAGS.bands and raster.count != len(want):
+        if not FLAGS.input_bands and raster.count != len(want):
             raise ValueError(f"{path}: has {raster.count} bands but the model takes "
-                             f"{len(want)} ({', '.join(want)}); give --bands=<this file's "
+                             f"{len(want)} ({', '.join(want)}); give --input_bands=<this file's "
                              "bands, e.g. RGBIR> to pick them"
-                             + (f" and --elevation=FILE|DIR for {heights[0]}" if heights
+                             + (f" and --input_elevation=FILE|DIR for {heights[0]}" if heights
                                 else ""))
-        if FLAGS.bands and raster.count != len(tiles.parse_bands(FLAGS.bands)):
-            raise ValueError(f"{path}: expected {len(tiles.parse_bands(FLAGS.bands))} bands "
-                             f"({FLAGS.bands}), the file has {raster.count}")
-        index = list(range(len(optical))) if FLAGS.bands else [want.index(b) for b in optical]
+        given = FLAGS.input_bands
+        if given and raster.count != len(tiles.parse_bands(given)):
+            raise ValueError(f"{path}: expected {len(tiles.parse_bands(given))} bands "
+                             f"({given}), the file has {raster.count}")
+        index = list(range(len(optical))) if given else [want.index(b) for b in optical]
         height = fill = None
-        if FLAGS.bands and heights:
-            if not FLAGS.elevation:
-                raise ValueError(f"{path}: the model also takes {heights[0]}; give --elevation")
+        if FLAGS.input_bands and heights:
+            if not FLAGS.input_elevation:
+                raise ValueError(f"{path}: the model also takes {heights[0]}; "
+                                 "give --input_elevation")
             height = stack.enter_context(streaming.GdalRaster(elevation_source(path)))
             if height.count != 1 or (height.height, height.width) != (raster.height,
                                                                         raster.width):
@@ -167,14 +169,14 @@ def predict_streamed(path: str, out: str, streamer, info: dict, progress, traini
                                  f"{raster.height}x{raster.width} (the tile {path}), got "
                                  f"{height.count} band(s) of {height.height}x{height.width}")
             fill = streaming.valid_mean(height)  # as tiles.read_elevation fills holes
-        elif FLAGS.elevation:
-            raise ValueError(f"--elevation needs --bands and a model with an elevation "
-                             f"band (it takes {', '.join(want)})")
+        elif FLAGS.input_elevation:
+            raise ValueError(f"--input_elevation needs --input_bands and a model with an "
+                             f"elevation band (it takes {', '.join(want)})")
 
         def read(r0, r1, c0, c1):
             array, valid = raster.read(r0, r1, c0, c1)
-            if FLAGS.bands:
-                array = tiles.select_bands(array, FLAGS.bands, optical, path=path)
+            if FLAGS.input_bands:
+                array = tiles.select_bands(array, FLAGS.input_bands, optical, path=path)
             image = training_values(array, index, optical, info, FLAGS.rescale_input,
                                     path=path, valid=valid)
             if height is None:

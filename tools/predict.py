@@ -1,7 +1,7 @@
 r"""Predicts whole tiles of any size: class-id GeoTIFF, colour PNG, probabilities.
 
   python -m tools.predict --model=runs/unet-20260101-10h00mn --input=marseille/ \
-      --output_dir=predictions --tta=d4 [--bands=RGBIR --elevation=ndsm/] \
+      --output_dir=predictions --tta=d4 [--input_bands=RGBIR --input_elevation=ndsm/] \
       [--rescale_input=dtype]
 
 --model: a SavedModel export or an experiment workdir (--checkpoint=best|latest).
@@ -9,8 +9,8 @@ Per tile: <stem>_classes.tif (uint8 ids, the input's CRS and geotransform,
 GDAL nodata 255), <stem>_colour.png (palette; no data in the ignore colour,
 black), with --save_probabilities <stem>_probabilities.tif (uint8,
 probability * 255, one band per class). An input holds exactly the model's
-bands, or names its own with --bands; a non-optical model band (nDSM, DSM)
-then comes from --elevation (a file, or a folder matched by tile name or
+bands, or names its own with --input_bands; a non-optical model band (nDSM,
+DSM) then comes from --input_elevation (a file, or a folder matched by tile name or
 numbers), NaN/nodata heights filled with the mean for the model.
 
 Pixels without data (the file's nodata value on every band, its mask or
@@ -35,22 +35,16 @@ import re
 
 from absl import app, flags, logging
 
-from tools import maps_out, outputs, shards  # maps_out: --stream, --vector, shards, --merge
+from tools import inference_flags, outputs, renamed_flags, shards
+from tools import maps_out  # --stream, --vector, shards, --merge
 
-flags.DEFINE_string("model", None, "SavedModel folder or experiment workdir.")
-flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Workdir checkpoint.")
+flags.adopt_module_key_flags(inference_flags)  # --helpshort lists the shared flags too
 flags.DEFINE_string("input", None, "A tile file, a folder of tiles or a glob pattern.")
 flags.DEFINE_string("output_dir", None, "Folder for the predictions (created).")
-flags.DEFINE_integer("window", None, "Window side (multiple of 2**depth); default: "
-                     "the export's predict_tile window, else 512.")
-flags.DEFINE_float("overlap", 0.25, "Fraction of a window shared with its neighbour.")
-flags.DEFINE_string("tta", "none", "Test-time augmentation: none, flips, rot90, d4 "
-                    "or dihedral indices like 0,4,6.")
-flags.DEFINE_integer("batch_size", 4, "Windows per model call.")
-flags.DEFINE_string("bands", None, "Band names of the input files (e.g. RGBIR) when "
+flags.DEFINE_string("input_bands", None, "Band names of the input files (e.g. RGBIR) when "
                     "they are not exactly the model's bands.")
-flags.DEFINE_string("elevation", None, "Elevation raster, or folder of rasters named "
-                    "like the tiles, for a model that takes nDSM/DSM.")
+flags.DEFINE_string("input_elevation", None, "Elevation raster, or folder of rasters named "
+                    "like the tiles, for a model that takes nDSM/DSM (with --input_bands).")
 flags.DEFINE_boolean("save_probabilities", False, "Also write class probabilities.")
 flags.DEFINE_enum("rescale_input", None, ["none", "dtype", "range"],
                   "How input band values are mapped onto the model's training values "
@@ -133,7 +127,7 @@ def training_values(image, index: list, optical: list, info: dict, rescale, *,
 
 
 def elevation_source(path: str, elevation: str, num_inputs: int) -> str:
-    """The --elevation raster of a tile: the file, or the one in the folder
+    """The --input_elevation raster of a tile: the file, or the one in the folder
     with the tile's stem or numbers (a path naming the problem when none or
     several match, so that reading it fails with that message)."""
     from core.data import tiles
@@ -145,7 +139,7 @@ def elevation_source(path: str, elevation: str, num_inputs: int) -> str:
         source = str(found[0]) if len(found) == 1 else f"{elevation}/{stem}.tif (" + (
             "not found)" if not found else f"{len(found)} rasters match)")
     elif num_inputs > 1:
-        raise ValueError(f"--elevation={elevation} is one file but --input matched "
+        raise ValueError(f"--input_elevation={elevation} is one file but --input matched "
                          f"{num_inputs} tiles; give a folder")
     return source
 
@@ -167,18 +161,19 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescal
     elif image.shape[-1] != len(want):
         raise ValueError(
             f"{path}: has {image.shape[-1]} bands but the model takes {len(want)} "
-            f"({', '.join(want)}); give --bands=<this file's bands, e.g. RGBIR> to pick "
-            f"them" + (f" and --elevation=FILE|DIR for {heights[0]}" if heights else ""))
+            f"({', '.join(want)}); give --input_bands=<this file's bands, e.g. RGBIR> to "
+            f"pick them" + (f" and --input_elevation=FILE|DIR for {heights[0]}"
+                            if heights else ""))
     index = list(range(len(optical))) if bands else [want.index(b) for b in optical]
     image = training_values(image, index, optical, info, rescale, path=path,
                             valid=raster.valid)
     if not bands or not heights:
         if elevation:
-            raise ValueError(f"--elevation needs --bands and a model with an elevation "
-                             f"band (it takes {', '.join(want)})")
+            raise ValueError(f"--input_elevation needs --input_bands and a model with an "
+                             f"elevation band (it takes {', '.join(want)})")
         return image, raster.valid
     if not elevation:
-        raise ValueError(f"{path}: the model also takes {heights[0]}; give --elevation")
+        raise ValueError(f"{path}: the model also takes {heights[0]}; give --input_elevation")
     source = elevation_source(path, elevation, num_inputs)
     height, valid = tiles.read_elevation(source)
     if height.shape != image.shape[:2]:
@@ -197,9 +192,7 @@ def main(argv):
     del argv
     if FLAGS.merge and FLAGS.output_dir and not (FLAGS.model or FLAGS.input):
         return maps_out.merge_main()  # only merge what the shards wrote
-    for name in ("model", "input", "output_dir"):
-        if not FLAGS[name].value:
-            raise app.UsageError(f"--{name} is required")
+    inference_flags.require("model", "input", "output_dir")
     # --- inputs and outputs: checked before TensorFlow is even imported ---
     try:
         outputs.check_output_dir(FLAGS.output_dir, "--output_dir")
@@ -211,15 +204,14 @@ def main(argv):
         raise SystemExit(f"tools.predict: {err}") from None
     import imageio.v3 as iio
     import numpy as np
-    from core import export, inference, streaming
+    from core import inference, streaming
     from core.data import geotiff, labels
+    from train_loop.progress import TileProgress
 
     # --- model ---
     try:
-        model, info = export.load_model(FLAGS.model, FLAGS.checkpoint)
-        predictor = inference.TilePredictor(
-            model, window=FLAGS.window or int(info.get("window", 512)),
-            overlap=FLAGS.overlap, tta=FLAGS.tta, batch_size=FLAGS.batch_size)
+        model, info = inference_flags.load_model()
+        predictor = inference_flags.tile_predictor(model, info)
         if FLAGS.rescale_input in ("dtype", "range") and not info.get("input_dtype"):
             raise ValueError(f"--rescale_input={FLAGS.rescale_input}: {FLAGS.model} does not "
                              "record the dtype it was trained on (input_dtype); use none")
@@ -234,7 +226,7 @@ def main(argv):
                  predictor.window, predictor.overlap, predictor.tta)
 
     # --- predict and write, tile by tile ---
-    progress, failed = inference.ProgressBar(len(paths)), []
+    progress, failed = TileProgress(len(paths)), []
     if FLAGS.stream:  # one bar over the shard's windows
         streamer = streaming.StreamPredictor(predictor, FLAGS.block)
         progress = maps_out.ShardProgress(maps_out.count_windows(paths, streamer),
@@ -245,7 +237,8 @@ def main(argv):
             try:
                 summary = maps_out.predict_streamed(
                     path, os.path.join(FLAGS.output_dir, stem), streamer, info, progress,
-                    training_values, lambda p: elevation_source(p, FLAGS.elevation, len(paths)))
+                    training_values,
+                    lambda p: elevation_source(p, FLAGS.input_elevation, len(paths)))
                 logging.info("%s -> %s/%s_classes.tif; %s", path, FLAGS.output_dir, stem,
                              summary)
             except ValueError as err:  # unreadable, wrong bands, ...
@@ -253,8 +246,8 @@ def main(argv):
                 failed.append(path)
             continue
         try:
-            image, valid = model_input(path, info, FLAGS.bands, FLAGS.elevation, len(paths),
-                                       FLAGS.rescale_input)
+            image, valid = model_input(path, info, FLAGS.input_bands, FLAGS.input_elevation,
+                                       len(paths), FLAGS.rescale_input)
             geo = geotiff.read_geoinfo(path)  # None for PNG/JPEG; raises if rotated
         except ValueError as err:  # TileError too: unreadable, wrong bands, ...
             logging.error("SKIPPED %s", err)
@@ -297,4 +290,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=renamed_flags.parser("predict"))

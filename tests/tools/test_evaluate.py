@@ -16,7 +16,7 @@ import tensorflow as tf
 from core import inference, object_metrics
 from core.data.datasets import ISPRS_CLASSES
 from tests.store_v2 import write_store
-from tests.tools.test_predict import make_workdir, run_tool
+from tests.helpers import make_workdir, run_tool
 
 K = 6
 

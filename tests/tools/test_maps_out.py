@@ -10,7 +10,6 @@ probabilities and polygons (core.vectorize) must equal it.
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -20,8 +19,10 @@ import tensorflow as tf
 from rasterio import features
 from rasterio.transform import from_origin
 
-from core import export, inference, vectorize
-from tests.tools.test_predict import B, REPO, expected_input, make_inputs, make_workdir
+from core import inference, vectorize
+from train_loop.workdir import load_model
+from tests.helpers import B, REPO, expected_input, make_inputs, make_workdir, run, tool
+from tests.helpers import env as helpers_env
 from tools import shards
 
 PIXEL = 0.5
@@ -55,13 +56,8 @@ def read(path, band=None):
         return ds.read(band) if band else ds.read()
 
 
-def predict_env(env=None):
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, **(env or {}))
-
-
 def run_predict(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "tools.predict", *args], cwd=REPO,
-                          env=predict_env(env), capture_output=True, text=True, timeout=600)
+    return run(tool("predict", *args), env=helpers_env(**(env or {})), timeout=600)
 
 
 class MapsOutTest(tf.test.TestCase):
@@ -77,9 +73,8 @@ class MapsOutTest(tf.test.TestCase):
         shard0 = [f"--model={cls.workdir}", f"--input={cls.inputs}", f"--output_dir={cls.out}",
                   *COMMON, "--stream", "--block=96", "--num_shards=2", "--shard_index=0"]
         # Shard 0, killed once c's scratch COG appears (a is done, c under way).
-        job = subprocess.Popen([sys.executable, "-m", "tools.predict", *shard0], cwd=REPO,
-                               env=predict_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+        job = subprocess.Popen(tool("predict", *shard0), cwd=REPO, env=helpers_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         scratch, deadline = os.path.join(cls.out, "c_classes.tif.part.tif"), time.time() + 600
         while not os.path.exists(scratch) and job.poll() is None and time.time() < deadline:
             time.sleep(0.01)
@@ -91,7 +86,7 @@ class MapsOutTest(tf.test.TestCase):
                                  f"--output_dir={cls.out}", *COMMON, "--merge",
                                  env={"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "2"})
         # The reference: the same model in this process, in memory.
-        model, _ = export.load_model(cls.workdir)
+        model, _ = load_model(cls.workdir)
         predictor = inference.TilePredictor(model, window=32)
         cls.want = {}
         for name, image in arrays.items():
@@ -166,8 +161,8 @@ class MapsOutTest(tf.test.TestCase):
 
 
 class StreamElevationTest(tf.test.TestCase):
-    """--stream with --bands and an --elevation folder (test_predict's inputs:
-    RGBIR tiles, nDSM with NaN, a tile smaller than a window, a broken file,
+    """--stream with --input_bands and an --input_elevation folder (the inputs
+    of tests/helpers.make_inputs: RGBIR tiles, nDSM with NaN, a tile smaller than a window, a broken file,
     a 2-band file) gives the in-memory prediction's classes."""
 
     def test_streamed_rgbir_and_ndsm(self):
@@ -176,8 +171,8 @@ class StreamElevationTest(tf.test.TestCase):
         tiles_dir, elev_dir, arrays = make_inputs(root)
         out = os.path.join(root, "out")
         run = run_predict(f"--model={workdir}", f"--input={tiles_dir}", f"--output_dir={out}",
-                          "--stream", "--block=40", "--bands=RGBIR", f"--elevation={elev_dir}",
-                          "--window=32", "--tta=flips")
+                          "--stream", "--block=40", "--input_bands=RGBIR",
+                          f"--input_elevation={elev_dir}", "--window=32", "--tta=flips")
         self.assertEqual(run.returncode, 1, run.stderr[-3000:])
         self.assertRegex(run.stderr, r"SKIPPED .*broken\.tif: GDAL cannot open it")
         self.assertRegex(run.stderr, r"SKIPPED .*c\.tif: expected 4 bands \(RGBIR\), the "

@@ -9,14 +9,13 @@ prediction of the same raster holds.
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 import tensorflow as tf
 
 from core import inference, streaming
-from tests.tools.test_predict import REPO, make_workdir
+from tests.helpers import make_workdir, run as run_in_repo
 
 
 class StreamMemoryTest(tf.test.TestCase):
@@ -24,12 +23,10 @@ class StreamMemoryTest(tf.test.TestCase):
     def test_peak_rss_growth_stays_under_the_bound(self):
         root = tempfile.mkdtemp()
         workdir, _ = make_workdir(root, bands=("R", "G", "B"))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-        run = subprocess.run([sys.executable, "-m", "benchmarks.bench_stream_memory",
-                              "--size=4096", "--bands=3", "--files=2", "--window=128",
-                              "--overlap=0", "--block=1024", "--gdal_cache_mb=16",
-                              f"--model={workdir}", f"--root={root}"],
-                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        run = run_in_repo([sys.executable, "-m", "benchmarks.bench_stream_memory",
+                           "--size=4096", "--bands=3", "--files=2", "--window=128",
+                           "--overlap=0", "--block=1024", "--gdal_cache_mb=16",
+                           f"--model={workdir}", f"--root={root}"], timeout=600)
         self.assertEqual(run.returncode, 0, run.stderr[-3000:])
         report = json.loads(run.stdout)
         bound = streaming.peak_memory_bytes(window=128, overlap=0.0, batch_size=4,
