@@ -11,16 +11,22 @@ EXTRAS = {
     # GDAL through rasterio: core.data.raster reads what tifffile/imagecodecs
     # and Pillow do not (JPEG 2000 orthophotos, VRT mosaics, TIFF codecs
     # imagecodecs lacks) through it when installed.
-    "geo": ["rasterio>=1.3"],
+    # Maps out (tools.predict --stream/--vector): rasterio's windowed reads,
+    # COG driver, polygonizer (features.shapes) and rasterize; shapely's
+    # geometries (GeoJSON in one call, topology-preserving simplification,
+    # areas); pyogrio, which writes GeoPackage / GeoJSON through GDAL's OGR
+    # drivers without geopandas.
+    "geo": ["rasterio>=1.3", "shapely>=2.0", "pyogrio>=0.7"],
     "plot": ["matplotlib>=3.7"],
     # What the test suite imports: references (scikit-learn for metrics,
     # SciPy's ndimage for eroded boundaries, Keras that ships with TensorFlow
     # for the focal loss and SGD), rasterio to read back georeferenced
     # output, matplotlib for the PNGs tools write. PyTorch, the reference of
     # the one-cycle schedule, is used when present but not required: its
-    # wheels are gigabytes; hand-computed values always run.
+    # wheels are gigabytes; hand-computed values always run. shapely and
+    # pyogrio: the polygon outputs are tested (the rest of the geo extra).
     "test": ["pytest>=7", "scikit-learn>=1.3", "scipy>=1.10", "rasterio>=1.3",
-             "matplotlib>=3.7"],
+             "shapely>=2.0", "pyogrio>=0.7", "matplotlib>=3.7"],
 }
 EXTRAS["all"] = sorted({dep for key in ("geo", "plot", "test") for dep in EXTRAS[key]})
 

@@ -237,8 +237,8 @@ def evaluate_ours(args, store: Path, workdir: Path) -> tuple[dict, dict, float]:
 
 
 def load_ours(workdir: Path):
-    from core import export  # pylint: disable=import-outside-toplevel
-    return export.load_model(str(workdir), "latest")[0]
+    from train_loop import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+    return workdir_lib.load_model(str(workdir), "latest")[0]
 
 
 # --- keras: the talk's Model.fit ---------------------------------------------------

@@ -27,8 +27,6 @@ Two implementations of the same maths:
 from __future__ import annotations
 
 import math
-import sys
-import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -219,6 +217,12 @@ class TilePredictor:
             self._fn, self._channels = fn, channels
         return self._fn
 
+    def weighted_windows(self, windows: np.ndarray) -> np.ndarray:
+        """[N,S,S,C] float32 windows -> TTA-averaged probabilities times the
+        blending weights, [N,S,S,K] float32: what the accumulators sum (the
+        streamed prediction of core/streaming.py sums the same)."""
+        return self._window_fn(windows.shape[-1])(windows).numpy()
+
     def _window(self, image: np.ndarray, y: int, x: int) -> np.ndarray:
         height, width = image.shape[:2]
         s = self.window
@@ -368,33 +372,3 @@ def predict_tile_graph(model: ModelFn, image: tf.Tensor, *, window: int,
                        [2, 1, 0])
     acc = acc[off_y:off_y + height, off_x:off_x + width]
     return acc[..., :-1] / acc[..., -1:]
-
-
-class ProgressBar:
-    """A progress line across tiles and windows.
-
-    On a terminal the line is redrawn in place; otherwise (logs, CI) a plain
-    line is written every 10 % so files stay readable.
-    """
-
-    def __init__(self, num_tiles: int, stream=None):
-        self.num_tiles, self.stream = num_tiles, stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.tile, self.name, self._last, self._start = 0, "", -1, time.time()
-
-    def start_tile(self, index: int, name: str) -> None:
-        self.tile, self.name, self._last, self._start = index, name, -1, time.time()
-
-    def __call__(self, done: int, total: int) -> None:
-        percent = 100 * done // max(total, 1)
-        if self.tty:
-            bar = "#" * (percent // 5) + "." * (20 - percent // 5)
-            self.stream.write(f"\rtile {self.tile + 1}/{self.num_tiles} {self.name} "
-                              f"[{bar}] {done}/{total} windows {time.time() - self._start:.0f}s")
-            if done == total:
-                self.stream.write("\n")
-        elif percent // 10 != self._last // 10 or done == total:
-            self.stream.write(f"tile {self.tile + 1}/{self.num_tiles} {self.name}: "
-                              f"{done}/{total} windows ({percent}%)\n")
-        self._last = percent
-        self.stream.flush()

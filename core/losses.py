@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
-IGNORE_INDEX = 255
+from core.data.labels import IGNORE_INDEX
 
 def _prepare(labels, logits, ignore_index: int):
     """Returns (ids [N] int32, valid [N] float32, log_probs [N,K] float32).

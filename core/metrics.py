@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-IGNORE_INDEX = 255
+from core.data.labels import IGNORE_INDEX
 
 
 class ConfusionMatrix(tf.Module):

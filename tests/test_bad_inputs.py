@@ -6,7 +6,7 @@ subprocess; each must end without a traceback, and every file the user had
 (the shared store, workdir, export and inputs, hashed before and after) must
 be byte-identical afterwards. The shared fixture is made once, in-process:
 a tiny store (tests/store_v2.py), a workdir with a random 3-class U-Net
-(tests/tools/test_predict.py) and its export. Cases that fail at flag
+(tests/helpers.py) and its export. Cases that fail at flag
 parsing or at the output check never import TensorFlow (~0.5 s each); the
 others pay one TF import (~4 s).
 """
@@ -29,7 +29,8 @@ from absl.testing import parameterized
 from core import export
 from core.data import geotiff
 from tests.store_v2 import write_store
-from tests.tools.test_predict import make_workdir, run_tool
+from tests.helpers import make_workdir, run_tool
+from train_loop.workdir import load_model
 from train_loop.workdir_lock import lock_workdir
 
 CLASSES = ("road", "roof", "tree")
@@ -90,7 +91,7 @@ def setUpModule():  # pylint: disable=invalid-name
                 palette=PALETTE)
     F["workdir"], model = make_workdir(user, bands=("R", "G", "B"), class_names=CLASSES,
                                        palette=PALETTE, dtype="uint8", name="run")
-    _, info = export.load_model(F["workdir"])
+    _, info = load_model(F["workdir"])
     F["export"] = export.export_saved_model(model, os.path.join(user, "export"),
                                             export.make_model_info(
                                                 model, class_names=CLASSES, palette=PALETTE,
@@ -117,14 +118,14 @@ def setUpModule():  # pylint: disable=invalid-name
         for name, array in files.items():
             _write_tile(os.path.join(F[key], name), array)
     # A folder predicted before into itself (outside the hashed tree: the
-    # outputs land there): a tile and two earlier outputs, garbage here, which
-    # fail loudly if read as inputs.
+    # outputs land there): a tile and the outputs of an earlier tile, garbage
+    # here, which fail loudly if read as inputs.
     F["rerun"] = os.path.join(root, "rerun")
     os.makedirs(F["rerun"])
     _write_tile(os.path.join(F["rerun"], "a.tif"), image)
     with open(os.path.join(F["rerun"], "a.tif"), "rb") as f:
         F["rerun_hash"] = hashlib.sha256(f.read()).hexdigest()
-    for name in ("a_classes.tif", "a_colour.png"):
+    for name in ("old_classes.tif", "old_colour.png"):
         with open(os.path.join(F["rerun"], name), "wb") as f:
             f.write(b"an earlier run's output")
     with open(os.path.join(F["mixed"], "broken.tif"), "wb") as f:
@@ -182,13 +183,14 @@ def _only_c_predicted(test, out):
     test.assertEqual(sorted(os.listdir(out)), ["c_classes.tif", "c_colour.png"])
 
 
-def _rerun_outputs_replaced(test, out):
+def _rerun_predicts_only_the_tile(test, out):
     del out  # the outputs went to the input folder
-    test.assertEqual(sorted(os.listdir(F["rerun"])), ["a.tif", "a_classes.tif", "a_colour.png"])
+    test.assertEqual(sorted(os.listdir(F["rerun"])), [
+        "a.tif", "a_classes.tif", "a_colour.png", "old_classes.tif", "old_colour.png"])
     with open(os.path.join(F["rerun"], "a.tif"), "rb") as f:
         test.assertEqual(hashlib.sha256(f.read()).hexdigest(), F["rerun_hash"])
     classes = iio.imread(os.path.join(F["rerun"], "a_classes.tif"))
-    test.assertEqual(classes.shape, (20, 24))  # the earlier garbage was replaced
+    test.assertEqual(classes.shape, (20, 24))
     test.assertLess(classes.max(), len(CLASSES))
 
 
@@ -253,7 +255,7 @@ CASES = [
     Case("predict_twice_into_its_input_folder", "predict",
          ["--model={export}", "--input={rerun}", "--output_dir={rerun}"], 0,
          r"not predicting 2 earlier output\(s\) of tools\.predict in --output_dir "
-         r"\(a_classes\.tif, a_colour\.png\)", _rerun_outputs_replaced),
+         r"\(old_classes\.tif, old_colour\.png\)", _rerun_predicts_only_the_tile),
     Case("predict_output_dir_is_a_file", "predict",
          ["--model={export}", "--input={good}", "--output_dir={a_file}"], 1,
          r"^tools\.predict: --output_dir={a_file} is a file, not a folder; give a folder$"),
@@ -261,6 +263,19 @@ CASES = [
          ["--model={export}", "--input={good}", "--output_dir=/sys/ortholoop_predictions"], 1,
          r"^tools\.predict: --output_dir=/sys/ortholoop_predictions: cannot write in /sys "
          r"\(Permission denied\); choose another --output_dir$"),
+    Case("prepare_data_dir_is_a_file", "prepare",
+         ["--prepare_dataset=folder", "--prepare_src={arch_palette}", "--data_dir={a_file}"], 1,
+         r"--data_dir={a_file} is a file, not a folder; give a folder$"),
+    Case("make_demo_data_out_under_a_file", "make_demo_data", ["--out={a_file}/demo"], 1,
+         r"--out={a_file}/demo cannot be created: {a_file} is a file$"),
+    Case("lr_find_output_dir_is_a_file", "lr_find",
+         ["--data_dir={store}", *TRAIN, "--output_dir={a_file}"], 1,
+         r"^tools\.lr_find: --output_dir={a_file} is a file, not a folder; give a folder$"),
+    Case("export_dir_is_a_file", "export", ["--model={workdir}", "--export_dir={a_file}"], 1,
+         r"^tools\.export: --export_dir={a_file} is a file, not a folder; give a folder$"),
+    Case("import_encoder_out_is_a_file", "import_encoder",
+         ["--encoder=resnet50", "--out={a_file}"], 1,
+         r"^tools\.import_encoder: --out={a_file} is a file, not a folder; give a folder$"),
     # --- damaged models ---
     Case("predict_corrupt_saved_model_pb", "predict",
          ["--model={export_bad_pb}", "--input={good}", "--output_dir={out}"], 1,
@@ -271,7 +286,7 @@ CASES = [
          r"^tools\.evaluate: {export_bad_vars}/variables/variables\.data-00000-of-00001 is "
          r"damaged \(cannot be read: Read less bytes than requested\)"),
     Case("export_corrupt_checkpoint_index", "export",
-         ["--workdir={workdir_bad_index}", "--export_dir={out}/export"], 1,
+         ["--model={workdir_bad_index}", "--export_dir={out}/export"], 1,
          r"^tools\.export: {workdir_bad_index}/checkpoints/best/ckpt-1\.index is damaged "
          r"\(cannot be read: .*\); use the other --checkpoint \(best, latest\)"),
     # --- no labelled pixel: reported as unknown, not as 0 ---

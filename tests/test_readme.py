@@ -7,9 +7,8 @@ import tempfile
 
 import tensorflow as tf
 
+from tests.helpers import REPO, env, run
 from tests.isolation import without_project
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def readme_block(heading: str, language: str = "python") -> str:
@@ -24,18 +23,15 @@ def readme_block(heading: str, language: str = "python") -> str:
 
 
 def run_python(code: str, cwd: str, pythonpath: str = REPO) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=pythonpath, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=400)
+    return run([sys.executable, "-c", code], cwd=cwd, timeout=400,
+               env=env(PYTHONPATH=pythonpath))
 
 
 def run_bash(script: str, cwd: str) -> subprocess.CompletedProcess:
     """With this interpreter's folder first on PATH (python, saved_model_cli)
     and the repository importable, as after `pip install -e .`."""
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=400)
+    return run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, timeout=400,
+               env=env(PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]))
 
 
 def make_workdir(cwd: str) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from absl import flags
 
 from tools import prepare_flags  # noqa: F401  (--prepare_*: one flag file prepares and trains)
+from tools import store_flags  # noqa: F401  (--data_dir)
 
 # --- store ---
-flags.DEFINE_string("data_dir", None, "Prepared store (folder with info.json).")
 flags.DEFINE_string("bands", None, "Optical bands fed to the model, in channel order, e.g. "
                     "IRRGB, RGB, IRRG: any of the store's (which keeps every source band). "
                     "Default: all, in source order.")

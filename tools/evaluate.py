@@ -17,16 +17,16 @@ import os
 
 from absl import app, flags, logging
 
-flags.DEFINE_string("model", None, "Experiment workdir or SavedModel folder.")
-flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Workdir checkpoint.")
-flags.DEFINE_string("data_dir", None, "Prepared store (tools.prepare).")
+from tools import inference_flags, renamed_flags, store_flags
+
+flags.adopt_module_key_flags(inference_flags)  # --helpshort lists the shared flags too
+flags.adopt_module_key_flags(store_flags)
 flags.DEFINE_string("split", "val", "Split of the store to score.")
-flags.DEFINE_integer("window", None, "Window side; default the export's, else 512.")
-flags.DEFINE_float("overlap", 0.25, "Fraction of a window shared with its neighbour.")
-flags.DEFINE_string("tta", "none", "Also score with this TTA: flips, rot90, d4, 0,4,6.")
-flags.DEFINE_integer("batch_size", 4, "Windows per model call.")
 flags.DEFINE_list("exclude", None, "Classes left out of the 'without' means; default: the "
                   "store's excluded_from_mean (Potsdam: clutter).")
+flags.DEFINE_list("objects", None, "Also score these classes per object (e.g. building): "
+                  "connected components matched one-to-one at IoU >= 0.5, precision, "
+                  "recall and F1 (the SpaceNet building metric; core/object_metrics.py).")
 flags.DEFINE_integer("max_tiles", 0, "Score only the first N tiles (0: all).")
 flags.DEFINE_string("output_dir", None, "Where to write the reports.")
 FLAGS = flags.FLAGS
@@ -43,6 +43,8 @@ def markdown(report: dict, class_names: list) -> str:
                                  + " |\n" for k in keys))
 
     total, scores = report["plain"]["total"], ["overall_accuracy", "mean_iou", "mean_f1"]
+    objects = list(total.get("objects", {}))
+    ratio = lambda d, k: "/".join(fmt(d[k][s]) for s in ("precision", "recall", "f1"))  # noqa
     if "without" in total:
         scores += [f"{n} without {', '.join(total['without']['excluded'])}"
                    for n in ("mean_iou", "mean_f1")]
@@ -52,7 +54,9 @@ def markdown(report: dict, class_names: list) -> str:
             + table("Per class (IoU / F1)", class_names,
                     lambda r, c: pair(r["total"]["classes"][c], "iou", "f1"))
             + table("Per tile (overall accuracy / mean IoU)", report["tiles"],
-                    lambda r, t: pair(r["per_tile"][t], "overall_accuracy", "mean_iou")))
+                    lambda r, t: pair(r["per_tile"][t], "overall_accuracy", "mean_iou"))
+            + (table("Objects at IoU >= 0.5 (precision / recall / F1)", objects,
+                     lambda r, c: ratio(r["total"]["objects"], c)) if objects else ""))
 
 
 def plot_confusion(matrix, class_names: list, path: str, title: str) -> None:
@@ -81,15 +85,15 @@ def plot_confusion(matrix, class_names: list, path: str, title: str) -> None:
 
 def main(argv):
     del argv
-    if not FLAGS.model or not FLAGS.data_dir:
-        raise app.UsageError("--model and --data_dir are required")
-    from core import export, inference, metrics
+    inference_flags.require("model", "data_dir")
+    from core import export, inference, metrics, object_metrics
     from core.data import pipeline
     from core.data.datasets import ELEVATION_BANDS
+    from train_loop.progress import TileProgress
 
     # --- model and store ---
     try:
-        model, info = export.load_model(FLAGS.model, FLAGS.checkpoint)
+        model, info = inference_flags.load_model()
         store = pipeline.load_info(FLAGS.data_dir)
         names, bands = list(info["class_names"]), list(info["bands"])
         stored = store["bands"] + [ELEVATION_BANDS[k] for k in store["elevations"]]
@@ -108,13 +112,15 @@ def main(argv):
         if unknown and FLAGS["exclude"].present:
             raise ValueError(f"--exclude={','.join(unknown)}: not among the classes {names}")
         exclude = [names.index(c) for c in wanted if c in names]
+        unknown = [c for c in FLAGS.objects or [] if c not in names]
+        if unknown:
+            raise ValueError(f"--objects={','.join(unknown)}: not among the classes {names}")
         tta = inference.parse_tta(FLAGS.tta)
         runs = {"plain": (0,), **({"tta": tta} if tta != (0,) else {})}
         if FLAGS.split not in store["splits"]:
             raise ValueError(f"--split={FLAGS.split}: the store has {sorted(store['splits'])}")
-        window = FLAGS.window or int(info.get("window", 512))
-        predictors = {k: inference.TilePredictor(model, window=window, overlap=FLAGS.overlap,
-                                                 tta=t, batch_size=FLAGS.batch_size)
+        window = inference_flags.window(info)
+        predictors = {k: inference_flags.tile_predictor(model, info, tta=t)
                       for k, t in runs.items()}
     except ValueError as err:  # WorkdirError, ExportError, TileError too
         raise SystemExit(f"tools.evaluate: {err}") from None
@@ -126,10 +132,12 @@ def main(argv):
 
     # --- predict and count, tile by tile ---
     totals = {k: metrics.ConfusionMatrix(len(names), exclude=exclude) for k in runs}
+    objects = {k: object_metrics.ObjectScores({c: names.index(c) for c in FLAGS.objects})
+               for k in runs} if FLAGS.objects else {}
     report = {"model": FLAGS.model, "data_dir": FLAGS.data_dir, "split": FLAGS.split,
               "window": window, "overlap": FLAGS.overlap, "tiles": split_tiles}
     report.update({k: {"tta": list(t), "per_tile": {}} for k, t in runs.items()})
-    progress = inference.ProgressBar(len(split_tiles) * len(runs))
+    progress = TileProgress(len(split_tiles) * len(runs))
     for index, (tile, image, label) in zip(range(len(split_tiles)), tile_iter):
         for j, (key, predictor) in enumerate(predictors.items()):
             progress.start_tile(index * len(runs) + j, f"{tile} ({key})")
@@ -138,8 +146,13 @@ def main(argv):
             tile_cm.update(label, classes)
             totals[key].update(label, classes)
             report[key]["per_tile"][tile] = tile_cm.to_dict(names)
+            if objects:
+                report[key]["per_tile"][tile]["objects"] = objects[key].update(label, classes)
     for key, total in totals.items():
         report[key]["total"] = total.to_dict(names)
+        if objects:
+            report[key]["total"]["objects"] = objects[key].result()
+            logging.info("%s objects: %s", key, report[key]["total"]["objects"])
         logging.info("%s, %d tiles:\n%s", key, len(split_tiles), total.table(names))
     # Scores of no pixel are unknown (null, "-"), never a silent 0.
     empty = [t for t, r in report["plain"]["per_tile"].items() if not r["labelled_pixels"]]
@@ -165,4 +178,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=renamed_flags.parser("evaluate"))

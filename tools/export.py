@@ -1,12 +1,13 @@
 r"""Exports a trained model as a SavedModel that serves without this project.
 
-  python -m tools.export --workdir=runs/unet-20260101-10h00mn [--checkpoint=best] \
+  python -m tools.export --model=runs/unet-20260101-10h00mn [--checkpoint=best] \
       [--export_dir=runs/unet-20260101-10h00mn/export] [--window=512 --tta=d4]
 
-Signatures (see core/export.py): `serving_default` (images [N,H,W,C] float32,
-any H, W -> probabilities [N,H,W,K] float32, classes [N,H,W] uint8) and
-`predict_tile` (one whole tile [H,W,C] -> the same, by sliding windows with
-the --window/--overlap/--tta/--batch_size fixed here, recorded in
+--model is the experiment folder (tools.train's --workdir). Signatures (see
+core/export.py): `serving_default` (images [N,H,W,C] float32, any H, W ->
+probabilities [N,H,W,K] float32, classes [N,H,W] uint8) and `predict_tile`
+(one whole tile [H,W,C] -> the same, by sliding windows with the
+--window/--overlap/--tta/--windows_per_call fixed here, recorded in
 assets/model_info.json with class names, palette, bands, normalisation, and
 the training inputs' "input_dtype" and "band_ranges" {band: [min, max]}, which
 tools.predict checks inputs against).
@@ -21,24 +22,17 @@ import os
 
 from absl import app, flags, logging
 
-from tools import outputs
+from tools import inference_flags, outputs, renamed_flags
 
-flags.DEFINE_string("workdir", None, "Experiment workdir written by tools.train.")
-flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to export.")
-flags.DEFINE_string("export_dir", None, "Destination; default WORKDIR/export.")
-flags.DEFINE_integer("window", 512, "predict_tile window side (multiple of 2**depth).")
-flags.DEFINE_float("overlap", 0.25, "predict_tile window overlap, a fraction.")
-flags.DEFINE_string("tta", "none", "predict_tile test-time augmentation: none, flips, "
-                    "rot90, d4 or dihedral indices like 0,4,6.")
-flags.DEFINE_integer("batch_size", 4, "predict_tile windows per model call.")
+flags.adopt_module_key_flags(inference_flags)  # --helpshort lists the shared flags too
+flags.DEFINE_string("export_dir", None, "Destination; default MODEL/export.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    if not FLAGS.workdir:
-        raise app.UsageError("--workdir is required")
-    export_dir = FLAGS.export_dir or os.path.join(FLAGS.workdir, "export")
+    inference_flags.require("model")
+    export_dir = FLAGS.export_dir or os.path.join(FLAGS.model, "export")
     try:  # before the restore: the temporary folder goes next to export_dir
         outputs.check_output_dir(export_dir, "--export_dir")
         outputs.check_output_dir(os.path.dirname(os.path.abspath(export_dir)),
@@ -49,21 +43,22 @@ def main(argv):
 
     try:
         # --- restore ---
-        if export.is_export(FLAGS.workdir):
-            raise ValueError(f"--workdir={FLAGS.workdir} is already a SavedModel; give "
-                             f"the experiment workdir (with config.json)")
-        model, info = export.load_model(FLAGS.workdir, FLAGS.checkpoint)
-        logging.info("restored the %s checkpoint of %s", FLAGS.checkpoint, FLAGS.workdir)
+        if export.is_export(FLAGS.model):
+            raise ValueError(f"--model={FLAGS.model} is already a SavedModel; give "
+                             f"the experiment folder (with config.json)")
+        model, info = inference_flags.load_model()
+        logging.info("restored the %s checkpoint of %s", FLAGS.checkpoint, FLAGS.model)
 
         # --- model info ---
         model_info = export.make_model_info(
             model, class_names=info["class_names"], palette=info["palette"],
-            bands=info["bands"], mean=info["mean"], std=info["std"], window=FLAGS.window,
-            overlap=FLAGS.overlap, tta=FLAGS.tta, batch_size=FLAGS.batch_size,
+            bands=info["bands"], mean=info["mean"], std=info["std"],
+            window=inference_flags.window(info), overlap=FLAGS.overlap, tta=FLAGS.tta,
+            batch_size=FLAGS.windows_per_call,
             input_dtype=info.get("input_dtype"), band_ranges=info.get("band_ranges"),
             encoder_weights=info.get("encoder_weights"),
             extra={"dataset": info.get("dataset"), "checkpoint": FLAGS.checkpoint,
-                   "workdir": os.path.abspath(FLAGS.workdir)})
+                   "workdir": os.path.abspath(FLAGS.model)})
 
         # --- export (SIGTERM unwinds: the temporary folder is removed) ---
         with outputs.sigterm_unwinds():
@@ -76,4 +71,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=renamed_flags.parser("export"))

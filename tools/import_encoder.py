@@ -36,6 +36,8 @@ import os
 import numpy as np
 from absl import app, flags
 
+from tools import outputs
+
 flags.DEFINE_enum("encoder", None, ["resnet50", "convnext_tiny"], "Encoder to import.")
 flags.DEFINE_string("out", None, "Folder to write (created; an earlier import there is "
                     "replaced, any other content refused).")
@@ -247,6 +249,7 @@ def main(argv):
     if FLAGS.keras_weights and not os.path.isfile(FLAGS.keras_weights):
         raise app.UsageError(f"--keras_weights={FLAGS.keras_weights}: no such file")
     try:
+        outputs.check_output_dir(FLAGS.out, "--out")  # before the download and the copy
         info = import_encoder(FLAGS.encoder, FLAGS.out, FLAGS.keras_weights or "imagenet")
     except ValueError as err:
         raise SystemExit(f"tools.import_encoder: {err}") from None

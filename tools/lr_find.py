@@ -1,12 +1,13 @@
 r"""Learning-rate range test (the talk's LR finder) on the training setup of a flag file.
 
   python -m tools.lr_find --flagfile=demo.flags --num_steps=100 \
-      --min_lr=1e-6 --max_lr=1 [--output_dir=DIR]
+      --sweep_min_lr=1e-6 --sweep_max_lr=1 [--output_dir=DIR]
 
 Reads the same flags as tools.train (data, model, loss, optimizer, precision),
 trains a fresh model for --num_steps steps while the learning rate grows
-exponentially from --min_lr to --max_lr (here the ends of the sweep, not the
-training meanings), stops when the smoothed loss diverges, prints the
+exponentially from --sweep_min_lr to --sweep_max_lr (--min_lr and --max_lr
+keep tools.train's meanings, the plateau floor and the peak, and are not
+used here), stops when the smoothed loss diverges, prints the
 suggested max lr and writes lr_find.csv, lr_find.png and TensorBoard scalars
 to --output_dir (default WORKDIR_ROOT/lr_find-<experiment name>). No
 checkpoint or training run is touched. tools.train's flag rules apply (e.g.
@@ -16,9 +17,10 @@ import os
 
 from absl import app, flags, logging
 
-from tools import data_flags  # noqa: F401  (defines the data flags)
-from tools import prepare_flags, train_flags
+from tools import outputs, renamed_flags, train_flags  # (train_flags: data and training flags)
 
+flags.DEFINE_float("sweep_min_lr", 1e-6, "lr_find: learning rate of the sweep's first step.")
+flags.DEFINE_float("sweep_max_lr", 1.0, "lr_find: learning rate of the sweep's last step.")
 flags.DEFINE_integer("num_steps", 100, "lr_find: steps of the sweep (>= 2).")
 flags.DEFINE_float("smoothing", 0.98, "lr_find: beta of the smoothed loss (EMA).")
 flags.DEFINE_float("divergence", 4.0, "lr_find: stop when the smoothed loss exceeds this "
@@ -32,64 +34,60 @@ flags.register_validator("num_steps", lambda v: v >= 2, "--num_steps must be >= 
 flags.register_validator("smoothing", lambda v: 0.0 <= v < 1.0, "--smoothing must be in [0, 1)")
 
 
-@flags.multi_flags_validator(["min_lr", "max_lr"],
-                             message="lr_find sweeps from --min_lr to --max_lr: need "
-                             "0 < --min_lr < --max_lr, e.g. --min_lr=1e-6 --max_lr=1")
+@flags.multi_flags_validator(["sweep_min_lr", "sweep_max_lr"],
+                             message="need 0 < --sweep_min_lr < --sweep_max_lr, e.g. "
+                             "--sweep_min_lr=1e-6 --sweep_max_lr=1")
 def _sweep_range(values):
-    return 0.0 < values["min_lr"] < values["max_lr"]
+    return 0.0 < values["sweep_min_lr"] < values["sweep_max_lr"]
 
 
 FLAGS = flags.FLAGS
 
 
+def _check_output(output_dir: str) -> None:
+    """Before the sweep, whose results would otherwise be lost at the end."""
+    try:
+        outputs.check_output_dir(output_dir, "--output_dir",
+                                 files=("lr_find.csv", "lr_find.png"))
+    except outputs.OutputError as err:
+        raise SystemExit(f"tools.lr_find: {err}") from None
+
+
 def main(argv):
     del argv
+    if FLAGS.output_dir:  # a folder given: checked before TensorFlow is imported
+        _check_output(FLAGS.output_dir)
     import tensorflow as tf  # after absl parsed flags
-    from core import losses, optim, precision
+    from core import precision
     from core.data import pipeline
-    from layers import UNet
-    from train_loop import lr_finder
-    from train_loop.config import experiment_name
+    from train_loop import build, lr_finder
 
-    # --- data: the demo flag file's tiles are made and prepared if missing ---
-    prepare_flags.prepare_if_needed(FLAGS)
-    pipe_cfg = data_flags.pipeline_config_from_flags(FLAGS)
-    info = pipeline.dataset_info(pipe_cfg)
-    num_classes = len(info["class_names"])
-    steps_per_epoch = max(1, pipeline.num_patches(pipe_cfg, "train") // pipe_cfg.batch_size)
-    config = train_flags.train_config_from_flags(FLAGS, steps_per_epoch, num_classes)
-    if FLAGS.max_lr / FLAGS.min_lr < 100:
-        logging.warning("the sweep --min_lr=%g..--max_lr=%g spans under two decades; "
-                        "a flag file's --max_lr is the training peak, pass the sweep's "
-                        "ends after --flagfile", FLAGS.min_lr, FLAGS.max_lr)
-    name = FLAGS.experiment_name or experiment_name(
-        config, patch_size=pipe_cfg.patch_size, scale=pipe_cfg.scale,
-        batch_size=pipe_cfg.batch_size)
+    # --- data and config: as tools.train derives them (the demo store is made if missing) ---
+    try:
+        setup = train_flags.setup_from_flags(FLAGS)
+    except (FileNotFoundError, ValueError, flags.ValidationError) as err:
+        raise SystemExit(f"tools.lr_find: {err}") from None
+    config, name = setup.config, setup.name
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir_root, f"lr_find-{name}")
+    _check_output(output_dir)
 
-    # --- model, loss, optimizer: as tools.train builds them ---
+    # --- model, loss, optimizer: tools.train's (train_loop.build), a fresh model ---
     tf.random.set_seed(FLAGS.seed)
     policy = config.model.policy
-    model = UNet(num_classes, in_channels=info["in_channels"], filters=config.model.filters,
-                 depth=config.model.depth, residual=config.model.residual,
-                 center=config.model.center, policy=policy,
-                 mean=info["mean"], std=info["std"])
-    loss_fn = losses.get_loss(config.loss, **config.loss_kwargs())
-    o = config.optim
-    optimizer = optim.make_optimizer(o.optimizer, FLAGS.min_lr, momentum=o.momentum,
-                                     nesterov=o.nesterov, weight_decay=o.weight_decay,
-                                     beta_2=o.adam_beta_2, epsilon=o.adam_epsilon)
+    model = build.make_model(setup.run_config, config)
+    loss_fn = build.make_loss(config)
+    optimizer = build.make_optimizer(config, learning_rate=FLAGS.sweep_min_lr)
     loss_scale = precision.DynamicLossScale.for_policy(policy)
 
     # --- sweep ---
     logging.info("lr_find %s: %d steps, lr %g -> %g, precision %s", name, FLAGS.num_steps,
-                 FLAGS.min_lr, FLAGS.max_lr, policy)
-    batches = iter(pipeline.train_dataset(pipe_cfg))
+                 FLAGS.sweep_min_lr, FLAGS.sweep_max_lr, policy)
+    batches = iter(pipeline.train_dataset(setup.pipeline))
     result = lr_finder.find_lr(
-        model, loss_fn, optimizer, batches, min_lr=FLAGS.min_lr, max_lr=FLAGS.max_lr,
-        num_steps=FLAGS.num_steps, smoothing=FLAGS.smoothing,
+        model, loss_fn, optimizer, batches, min_lr=FLAGS.sweep_min_lr,
+        max_lr=FLAGS.sweep_max_lr, num_steps=FLAGS.num_steps, smoothing=FLAGS.smoothing,
         divergence=FLAGS.divergence if FLAGS.divergence > 1 else None,
-        method=FLAGS.suggestion, loss_scale=loss_scale, clip_norm=o.clip_norm,
+        method=FLAGS.suggestion, loss_scale=loss_scale, clip_norm=config.optim.clip_norm,
         jit_compile=config.loop.jit_compile, log=logging.info)
 
     # --- outputs ---
@@ -108,4 +106,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=renamed_flags.parser("lr_find"))

@@ -19,6 +19,7 @@ Prints each written file and the class proportions.
 from absl import app, flags, logging
 
 from core.data import synthetic
+from tools import outputs
 
 flags.DEFINE_string("out", None, "Output folder (created if missing).")
 flags.DEFINE_enum("dataset", "potsdam", ["potsdam", "inria"], "Archive layout to imitate.")
@@ -43,6 +44,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
+        outputs.check_output_dir(FLAGS.out, "--out")
         written = synthetic.make_demo_dataset(
             FLAGS.out, dataset=FLAGS.dataset, tiles=FLAGS.tiles, size=FLAGS.size,
             seed=FLAGS.seed, log=print)

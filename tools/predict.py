@@ -1,7 +1,7 @@
 r"""Predicts whole tiles of any size: class-id GeoTIFF, colour PNG, probabilities.
 
   python -m tools.predict --model=runs/unet-20260101-10h00mn --input=marseille/ \
-      --output_dir=predictions --tta=d4 [--bands=RGBIR --elevation=ndsm/] \
+      --output_dir=predictions --tta=d4 [--input_bands=RGBIR --input_elevation=ndsm/] \
       [--rescale_input=dtype]
 
 --model: a SavedModel export or an experiment workdir (--checkpoint=best|latest).
@@ -9,8 +9,8 @@ Per tile: <stem>_classes.tif (uint8 ids, the input's CRS and geotransform,
 GDAL nodata 255), <stem>_colour.png (palette; no data in the ignore colour,
 black), with --save_probabilities <stem>_probabilities.tif (uint8,
 probability * 255, one band per class). An input holds exactly the model's
-bands, or names its own with --bands; a non-optical model band (nDSM, DSM)
-then comes from --elevation (a file, or a folder matched by tile name or
+bands, or names its own with --input_bands; a non-optical model band (nDSM,
+DSM) then comes from --input_elevation (a file, or a folder matched by tile name or
 numbers), NaN/nodata heights filled with the mean for the model.
 
 Pixels without data (the file's nodata value on every band, its mask or
@@ -22,6 +22,11 @@ files are reported and skipped (exit 1). Files in --output_dir named like
 this binary's outputs are never read as inputs (--output_dir may be the
 input folder), and two inputs of one stem (scene.tif, scene.png) are refused
 before anything is predicted. One tools.* binary per process.
+
+Maps out (tools/maps_out.py): --stream reads and writes by window (rasters
+larger than memory, VRT mosaics) into Cloud-Optimized GeoTIFFs; --vector
+writes polygons; --num_shards/--shard_index split the inputs over machines,
+outputs are written atomically and skipped on rerun; --merge mosaics them.
 """
 import dataclasses
 import glob
@@ -30,22 +35,16 @@ import re
 
 from absl import app, flags, logging
 
-from tools import outputs
+from tools import inference_flags, outputs, renamed_flags, shards
+from tools import maps_out  # --stream, --vector, shards, --merge
 
-flags.DEFINE_string("model", None, "SavedModel folder or experiment workdir.")
-flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Workdir checkpoint.")
+flags.adopt_module_key_flags(inference_flags)  # --helpshort lists the shared flags too
 flags.DEFINE_string("input", None, "A tile file, a folder of tiles or a glob pattern.")
 flags.DEFINE_string("output_dir", None, "Folder for the predictions (created).")
-flags.DEFINE_integer("window", None, "Window side (multiple of 2**depth); default: "
-                     "the export's predict_tile window, else 512.")
-flags.DEFINE_float("overlap", 0.25, "Fraction of a window shared with its neighbour.")
-flags.DEFINE_string("tta", "none", "Test-time augmentation: none, flips, rot90, d4 "
-                    "or dihedral indices like 0,4,6.")
-flags.DEFINE_integer("batch_size", 4, "Windows per model call.")
-flags.DEFINE_string("bands", None, "Band names of the input files (e.g. RGBIR) when "
+flags.DEFINE_string("input_bands", None, "Band names of the input files (e.g. RGBIR) when "
                     "they are not exactly the model's bands.")
-flags.DEFINE_string("elevation", None, "Elevation raster, or folder of rasters named "
-                    "like the tiles, for a model that takes nDSM/DSM.")
+flags.DEFINE_string("input_elevation", None, "Elevation raster, or folder of rasters named "
+                    "like the tiles, for a model that takes nDSM/DSM (with --input_bands).")
 flags.DEFINE_boolean("save_probabilities", False, "Also write class probabilities.")
 flags.DEFINE_enum("rescale_input", None, ["none", "dtype", "range"],
                   "How input band values are mapped onto the model's training values "
@@ -84,7 +83,7 @@ def inputs_to_predict(paths: list, output_dir: str) -> list:
       ValueError: two inputs of one stem, or nothing but earlier outputs.
     """
     out = os.path.realpath(output_dir)
-    own = [p for p in paths if str(p).endswith(OUTPUT_SUFFIXES)
+    own = [p for p in paths if str(p).endswith(OUTPUT_SUFFIXES + maps_out.OWN_SUFFIXES)
            and os.path.dirname(os.path.realpath(p)) == out]
     if own:
         logging.info("not predicting %d earlier output(s) of tools.predict in --output_dir "
@@ -127,6 +126,24 @@ def training_values(image, index: list, optical: list, info: dict, rescale, *,
     return out
 
 
+def elevation_source(path: str, elevation: str, num_inputs: int) -> str:
+    """The --input_elevation raster of a tile: the file, or the one in the folder
+    with the tile's stem or numbers (a path naming the problem when none or
+    several match, so that reading it fails with that message)."""
+    from core.data import tiles
+    source, stem = elevation, tiles.tile_stem(path)
+    if os.path.isdir(elevation):  # same stem, or the same numbers (Potsdam's 2_13 / 02_13)
+        ids = lambda p: [int(n) for n in re.findall(r"\d+", tiles.tile_stem(p))]  # noqa: E731
+        found = [p for p in tiles.list_images(elevation) if tiles.tile_stem(p) == stem
+                 or ids(p) == ids(path) != []]
+        source = str(found[0]) if len(found) == 1 else f"{elevation}/{stem}.tif (" + (
+            "not found)" if not found else f"{len(found)} rasters match)")
+    elif num_inputs > 1:
+        raise ValueError(f"--input_elevation={elevation} is one file but --input matched "
+                         f"{num_inputs} tiles; give a folder")
+    return source
+
+
 def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescale=None):
     """The tile as the model's bands: (image [H,W,C] float32, valid [H,W] bool
     or None: False where the file or the elevation has no data)."""
@@ -144,28 +161,20 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescal
     elif image.shape[-1] != len(want):
         raise ValueError(
             f"{path}: has {image.shape[-1]} bands but the model takes {len(want)} "
-            f"({', '.join(want)}); give --bands=<this file's bands, e.g. RGBIR> to pick "
-            f"them" + (f" and --elevation=FILE|DIR for {heights[0]}" if heights else ""))
+            f"({', '.join(want)}); give --input_bands=<this file's bands, e.g. RGBIR> to "
+            f"pick them" + (f" and --input_elevation=FILE|DIR for {heights[0]}"
+                            if heights else ""))
     index = list(range(len(optical))) if bands else [want.index(b) for b in optical]
     image = training_values(image, index, optical, info, rescale, path=path,
                             valid=raster.valid)
     if not bands or not heights:
         if elevation:
-            raise ValueError(f"--elevation needs --bands and a model with an elevation "
-                             f"band (it takes {', '.join(want)})")
+            raise ValueError(f"--input_elevation needs --input_bands and a model with an "
+                             f"elevation band (it takes {', '.join(want)})")
         return image, raster.valid
     if not elevation:
-        raise ValueError(f"{path}: the model also takes {heights[0]}; give --elevation")
-    source, stem = elevation, tiles.tile_stem(path)
-    if os.path.isdir(elevation):  # same stem, or the same numbers (Potsdam's 2_13 / 02_13)
-        ids = lambda p: [int(n) for n in re.findall(r"\d+", tiles.tile_stem(p))]  # noqa: E731
-        found = [p for p in tiles.list_images(elevation) if tiles.tile_stem(p) == stem
-                 or ids(p) == ids(path) != []]
-        source = str(found[0]) if len(found) == 1 else f"{elevation}/{stem}.tif (" + (
-            "not found)" if not found else f"{len(found)} rasters match)")
-    elif num_inputs > 1:
-        raise ValueError(f"--elevation={elevation} is one file but --input matched "
-                         f"{num_inputs} tiles; give a folder")
+        raise ValueError(f"{path}: the model also takes {heights[0]}; give --input_elevation")
+    source = elevation_source(path, elevation, num_inputs)
     height, valid = tiles.read_elevation(source)
     if height.shape != image.shape[:2]:
         raise ValueError(f"{source}: elevation is {height.shape[0]}x{height.shape[1]}, "
@@ -181,26 +190,28 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescal
 
 def main(argv):
     del argv
-    for name in ("model", "input", "output_dir"):
-        if not FLAGS[name].value:
-            raise app.UsageError(f"--{name} is required")
+    if FLAGS.merge and FLAGS.output_dir and not (FLAGS.model or FLAGS.input):
+        return maps_out.merge_main()  # only merge what the shards wrote
+    inference_flags.require("model", "input", "output_dir")
     # --- inputs and outputs: checked before TensorFlow is even imported ---
     try:
         outputs.check_output_dir(FLAGS.output_dir, "--output_dir")
         paths = inputs_to_predict(list_inputs(FLAGS.input), FLAGS.output_dir)
+        maps_out.check_flags()
+        num_shards, shard = shards.resolve(FLAGS.num_shards, FLAGS.shard_index)
+        paths = shards.select(paths, num_shards, shard)
     except ValueError as err:  # OutputError, TileError too
         raise SystemExit(f"tools.predict: {err}") from None
     import imageio.v3 as iio
     import numpy as np
-    from core import export, inference
+    from core import inference, streaming
     from core.data import geotiff, labels
+    from train_loop.progress import TileProgress
 
     # --- model ---
     try:
-        model, info = export.load_model(FLAGS.model, FLAGS.checkpoint)
-        predictor = inference.TilePredictor(
-            model, window=FLAGS.window or int(info.get("window", 512)),
-            overlap=FLAGS.overlap, tta=FLAGS.tta, batch_size=FLAGS.batch_size)
+        model, info = inference_flags.load_model()
+        predictor = inference_flags.tile_predictor(model, info)
         if FLAGS.rescale_input in ("dtype", "range") and not info.get("input_dtype"):
             raise ValueError(f"--rescale_input={FLAGS.rescale_input}: {FLAGS.model} does not "
                              "record the dtype it was trained on (input_dtype); use none")
@@ -210,16 +221,33 @@ def main(argv):
     except ValueError as err:
         raise SystemExit(f"tools.predict: {err}") from None
     os.makedirs(FLAGS.output_dir, exist_ok=True)
+    paths = maps_out.pending(paths, FLAGS.output_dir, info["class_names"])
     logging.info("%d tile(s), window %d, overlap %.2f, tta %s", len(paths),
                  predictor.window, predictor.overlap, predictor.tta)
 
     # --- predict and write, tile by tile ---
-    progress, failed = inference.ProgressBar(len(paths)), []
+    progress, failed = TileProgress(len(paths)), []
+    if FLAGS.stream:  # one bar over the shard's windows
+        streamer = streaming.StreamPredictor(predictor, FLAGS.block)
+        progress = maps_out.ShardProgress(maps_out.count_windows(paths, streamer),
+                                          f"shard {shard + 1}/{num_shards}")
     for index, path in enumerate(paths):
         stem = os.path.splitext(os.path.basename(path))[0]
+        if FLAGS.stream:
+            try:
+                summary = maps_out.predict_streamed(
+                    path, os.path.join(FLAGS.output_dir, stem), streamer, info, progress,
+                    training_values,
+                    lambda p: elevation_source(p, FLAGS.input_elevation, len(paths)))
+                logging.info("%s -> %s/%s_classes.tif; %s", path, FLAGS.output_dir, stem,
+                             summary)
+            except ValueError as err:  # unreadable, wrong bands, ...
+                logging.error("SKIPPED %s", err)
+                failed.append(path)
+            continue
         try:
-            image, valid = model_input(path, info, FLAGS.bands, FLAGS.elevation, len(paths),
-                                       FLAGS.rescale_input)
+            image, valid = model_input(path, info, FLAGS.input_bands, FLAGS.input_elevation,
+                                       len(paths), FLAGS.rescale_input)
             geo = geotiff.read_geoinfo(path)  # None for PNG/JPEG; raises if rotated
         except ValueError as err:  # TileError too: unreadable, wrong bands, ...
             logging.error("SKIPPED %s", err)
@@ -233,12 +261,18 @@ def main(argv):
         if geo is not None:  # the input's nodata means nothing for class ids
             geo = dataclasses.replace(geo, nodata=None)
         out = os.path.join(FLAGS.output_dir, stem)
+        # Each output under a temporary name, then moved: existing = complete.
         classes_suffix, colour_suffix, probabilities_suffix = OUTPUT_SUFFIXES
-        geotiff.write_geotiff(out + classes_suffix, classes, geo, nodata=labels.IGNORE_INDEX)
-        iio.imwrite(out + colour_suffix, labels.index_to_rgb(classes, info["palette"]))
+        with shards.atomic(out + classes_suffix) as part:
+            geotiff.write_geotiff(part, classes, geo, nodata=labels.IGNORE_INDEX)
+        with shards.atomic(out + colour_suffix) as part:
+            iio.imwrite(part, labels.index_to_rgb(classes, info["palette"]))
         if FLAGS.save_probabilities:
-            geotiff.write_geotiff(out + probabilities_suffix,
-                                  np.round(probabilities * 255).astype(np.uint8), geo)
+            with shards.atomic(out + probabilities_suffix) as part:
+                geotiff.write_geotiff(part, np.round(probabilities * 255).astype(np.uint8), geo)
+        if FLAGS.vector:
+            maps_out.write_vector(out, classes, probabilities, info,
+                                  *maps_out.georeference(path))
         shares = np.bincount(classes.ravel(), minlength=256) / classes.size
         names = list(info["class_names"]) + (["no data"] if shares[255] else [])
         logging.info("%s -> %s_classes.tif%s; %s", path, out, "" if geo else " (no georeferencing)",
@@ -246,10 +280,14 @@ def main(argv):
                          info["class_names"])]) + [shares[255]])))
 
     # --- summary ---
+    if FLAGS.stream:
+        progress.close()
+    if FLAGS.merge and not failed:
+        maps_out.merge_main()
     if failed:
         raise SystemExit(f"tools.predict: {len(failed)} of {len(paths)} tile(s) failed: "
                          + ", ".join(failed))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=renamed_flags.parser("predict"))

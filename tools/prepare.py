@@ -18,13 +18,7 @@ import logging as std_logging
 from absl import app, flags, logging
 
 from tools import data_flags  # noqa: F401  (--data_dir, --bands, --elevation, --seed, --prepare_*)
-from tools import prepare_flags
-
-# Names of an earlier release: one clear error rather than a silent default.
-_RENAMED = {"dataset": "prepare_dataset", "src": "prepare_src", "dst": "data_dir",
-            "label_spec": "classes", "nodata": "elevation_nodata"}
-for _old, _new in _RENAMED.items():
-    flags.DEFINE_string(_old, None, f"Renamed: use --{_new}.")
+from tools import outputs, prepare_flags, renamed_flags
 
 FLAGS = flags.FLAGS
 
@@ -33,23 +27,25 @@ def parse_flags(argv):
     """Flags of this binary; a flag file that also holds training flags
     (`--flagfile=potsdam.flags`) is parsed with the trainer's flags too, so
     one flag file drives prepare and train alike (and a misspelt flag is
-    still an error)."""
-    rest = FLAGS(argv, known_only=True)
+    still an error, and a name of an earlier release names its new one)."""
+    rest = renamed_flags.parse("prepare", argv, known_only=True)
     if len(rest) > 1 and any(a.startswith("-") for a in rest[1:]):
         from tools import train_flags  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-        rest = FLAGS(argv)
+        rest = renamed_flags.parse("prepare", argv)
     return rest
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    used = [f"--{old} is now --{new}" for old, new in _RENAMED.items() if FLAGS[old].present]
-    if used:
-        raise app.UsageError("; ".join(used) + " (the names tools.train uses).")
     if not FLAGS.prepare_src or not FLAGS.data_dir:
         raise app.UsageError("--prepare_src (the archive) and --data_dir (the store to "
                              "write) are required.")
+    try:
+        outputs.check_output_dir(FLAGS.data_dir, "--data_dir")
+    except outputs.OutputError as err:
+        logging.error("%s", err)
+        raise SystemExit(1) from None
     from core.data.tiles import TileError  # pylint: disable=import-outside-toplevel
 
     # The library logs with the standard logging module; show it through absl.

@@ -7,7 +7,6 @@ optimizer, ...) are accepted and ignored. Prints a progress bar, then batches/s
 and images/s after a short warm-up (pipeline start-up and the first tiles'
 reads are excluded; with --cache=memory the first epoch fills the cache).
 """
-import sys
 import time
 
 from absl import app, flags
@@ -28,19 +27,11 @@ def parse_flags(argv):
     return FLAGS(argv, known_only=True)
 
 
-def _bar(done: int, total: int, start: float, width: int = 30) -> str:
-    frac = done / max(total, 1)
-    elapsed = time.perf_counter() - start
-    rate = done / elapsed if elapsed > 0 else 0.0
-    fill = int(round(width * frac))
-    return (f"\r{100 * frac:3.0f}% |{'#' * fill}{'.' * (width - fill)}| "
-            f"{done}/{total} [{elapsed:6.1f}s, {rate:6.2f} it/s]")
-
-
 def main(argv):
     del argv  # unknown flags of other binaries end up here
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from core.data import pipeline  # pylint: disable=import-outside-toplevel
+    from train_loop.progress import ProgressBar  # pylint: disable=import-outside-toplevel
 
     cfg = data_flags.pipeline_config_from_flags(FLAGS)
     if FLAGS.split == "train":
@@ -51,15 +42,15 @@ def main(argv):
     for _ in range(FLAGS.warmup):
         next(it)
     images = 0
+    bar = ProgressBar(FLAGS.batches, unit="batch", enabled=True)  # shown in logs too
     start = time.perf_counter()
     for i in range(FLAGS.batches):
         batch = next(it)
         images += int(tf.shape(batch["label"])[0])
         if (i + 1) % max(1, FLAGS.batches // 50) == 0 or i + 1 == FLAGS.batches:
-            sys.stderr.write(_bar(i + 1, FLAGS.batches, start))
-            sys.stderr.flush()
+            bar.update(i + 1)
     seconds = time.perf_counter() - start
-    sys.stderr.write("\n")
+    bar.close()
     print(f"batch size: {cfg.batch_size}")
     print(f"{FLAGS.batches} batches: {seconds:.3f} s")
     print(f"{FLAGS.batches / seconds:.5f} batches/s")

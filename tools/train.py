@@ -12,7 +12,7 @@ import dataclasses
 
 from absl import app, flags, logging
 
-from tools import data_flags, prepare_flags, train_flags
+from tools import train_flags
 
 FLAGS = flags.FLAGS
 BN_SEED_OFFSET = 1000  # the batch-norm recompute stream: --seed + this
@@ -23,8 +23,9 @@ def main(argv):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from core.data import pipeline  # pylint: disable=import-outside-toplevel
     from layers import count_parameters  # pylint: disable=import-outside-toplevel
-    from train_loop import controller, workdir as workdir_lib  # pylint: disable=import-outside-toplevel
-    from train_loop.config import experiment_name, to_dict  # pylint: disable=import-outside-toplevel
+    from train_loop import build, controller, distribute  # pylint: disable=import-outside-toplevel
+    from train_loop import workdir_lock  # pylint: disable=import-outside-toplevel
+    from train_loop import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
 
     # --- strategy first: multi-worker collectives must be set up before any op ---
     tf.random.set_seed(FLAGS.seed)
@@ -34,20 +35,14 @@ def main(argv):
 
     # --- data and config: user errors end here with one message ---
     try:
-        prepare_flags.prepare_if_needed(FLAGS)  # a flag file's first run
-        pipe_cfg = data_flags.pipeline_config_from_flags(FLAGS)
-        info = pipeline.dataset_info(pipe_cfg)  # bands, mean, std of the fed channels
-        steps_per_epoch = max(1, pipeline.num_patches(pipe_cfg, "train") // pipe_cfg.batch_size)
-        config = train_flags.train_config_from_flags(FLAGS, steps_per_epoch,
-                                                     len(info["class_names"]))
+        setup = train_flags.setup_from_flags(FLAGS)  # prepares the store on a first run
     except (FileNotFoundError, ValueError, flags.ValidationError) as err:
         raise app.UsageError(str(err)) from err
+    pipe_cfg, info, config, run_config = (setup.pipeline, setup.info, setup.config,
+                                          setup.run_config)
 
     # --- workdir: resume the newest run of this experiment, or start one ---
-    name = FLAGS.experiment_name or experiment_name(
-        config, patch_size=pipe_cfg.patch_size, scale=pipe_cfg.scale,
-        batch_size=pipe_cfg.batch_size)
-    workdir, existing = workdir_lib.resolve_workdir(FLAGS.workdir_root, name,
+    workdir, existing = workdir_lib.resolve_workdir(FLAGS.workdir_root, setup.name,
                                                     explicit=FLAGS.workdir)
     if existing and workdir_lib.is_finished(workdir) and not FLAGS.workdir:
         logging.info("%s has finished (see its DONE file); to train again pass "
@@ -56,20 +51,15 @@ def main(argv):
         return
     # One training per workdir (released at exit, also on SIGTERM): the chief
     # locks the workdir, other workers of a multi-worker run their own folder.
-    from train_loop import workdir_lock  # pylint: disable=import-outside-toplevel
     try:
-        workdir_lock.lock_workdir(workdir if controller.is_chief(strategy)
-                                  else controller.worker_dir(workdir, strategy),
+        workdir_lock.lock_workdir(workdir if distribute.is_chief(strategy)
+                                  else distribute.worker_dir(workdir, strategy),
                                   log=logging.warning)
     except workdir_lock.WorkdirLockError as err:
         raise SystemExit(f"tools.train: {err}") from None
-    run_config = {"model": dict(num_classes=len(info["class_names"]),
-                                in_channels=info["in_channels"], **to_dict(config.model)),
-                  "data": info, "train": to_dict(config), "pipeline": to_dict(pipe_cfg),
-                  "experiment_name": name}
     try:
         side = 2 ** config.model.depth  # variables do not depend on the image size
-        probe = workdir_lib.build_model(run_config)
+        probe = build.make_model(run_config, config, for_training=False)
         probe(tf.zeros([1, side, side, info["in_channels"]]), training=False)
         workdir_lib.check_writable(workdir, workdir_lib.estimate_run_bytes(
             sum(count_parameters(probe)), config.loop.keep_checkpoints,
@@ -79,7 +69,7 @@ def main(argv):
         raise app.UsageError(str(err)) from err
     logging.info("%s run in %s (%d steps, %d per epoch, precision %s)",
                  "resuming" if existing else "new", workdir, config.loop.train_steps,
-                 steps_per_epoch, config.model.policy)
+                 setup.steps_per_epoch, config.model.policy)
 
     # --- model (re-seeded: the initial weights do not depend on the probe above) ---
     tf.random.set_seed(FLAGS.seed)
@@ -87,9 +77,8 @@ def main(argv):
     def model_fn():
         # Synchronised batch norm when there are several replicas, so the
         # statistics are those of the global batch.
-        return workdir_lib.build_model(run_config, for_training=True,
-                                       cross_replica_bn=strategy.num_replicas_in_sync > 1,
-                                       bn_momentum=config.batch_norm.momentum)
+        return build.make_model(run_config, config,
+                                cross_replica_bn=strategy.num_replicas_in_sync > 1)
 
     # Batch-norm statistics are re-estimated on a second stream of training
     # batches (another seed, read uncached: a file cache takes one writer).

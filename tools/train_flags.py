@@ -2,72 +2,91 @@
 (tools.lr_find reads the same ones), their cross-flag rules, and the one
 place they become a frozen `TrainConfig`.
 """
+import dataclasses
+
 from absl import flags
 
 from tools import data_flags  # noqa: F401  (data flags: --patch_size, --seed, ...)
+from train_loop.config import (BatchNormConfig, EncoderConfig, LoopConfig, ModelConfig,
+                               OptimConfig, TrainConfig)
+
+# Defaults are the config dataclasses' (one home); the flags only name them.
+_M, _O, _L, _B, _T = ModelConfig, OptimConfig, LoopConfig, BatchNormConfig, TrainConfig
+_E = EncoderConfig
 
 # --- model ---
-flags.DEFINE_integer("filters", 32, "Filters of the first U-Net level (doubled per level).")
-flags.DEFINE_enum("depth", "4", ["3", "4", "5"], "U-Net skips (levels).")
-flags.DEFINE_boolean("residual", True, "Residual blocks instead of plain conv blocks.")
-flags.DEFINE_enum("center", "conv", ["conv", "serial_dilated", "parallel_dilated", "residual"],
+flags.DEFINE_integer("filters", _M.filters, "Filters of the first U-Net level (doubled per level).")
+flags.DEFINE_enum("depth", str(_M.depth), ["3", "4", "5"], "U-Net skips (levels).")
+flags.DEFINE_boolean("residual", _M.residual, "Residual blocks instead of plain conv blocks.")
+flags.DEFINE_enum("center", _M.center, ["conv", "serial_dilated", "parallel_dilated", "residual"],
                   "U-Net center block.")
-flags.DEFINE_enum("encoder", "unet", ["unet", "resnet50", "convnext_tiny"],
+flags.DEFINE_enum("encoder", _M.encoder, ["unet", "resnet50", "convnext_tiny"],
                   "U-Net encoder: unet (hand-built, --filters/--residual) or a pretrained "
                   "network (layers.pretrained; weights from tools.import_encoder).")
 flags.DEFINE_string("encoder_weights", None, "Folder written by tools.import_encoder "
                     "(encoder.json + checkpoint) to start the encoder from; default: "
                     "random initialisation.")
-flags.DEFINE_integer("freeze_encoder_steps", 0, "Steps during which the pretrained encoder "
+flags.DEFINE_integer("freeze_encoder_steps", _E.freeze_steps,
+                     "Steps during which the pretrained encoder "
                      "is frozen: no update, batch-norm statistics fixed.")
-flags.DEFINE_float("encoder_lr_multiplier", 1.0, "The pretrained encoder's learning rate "
+flags.DEFINE_float("encoder_lr_multiplier", _E.lr_multiplier,
+                   "The pretrained encoder's learning rate "
                    "is this times the schedule's.")
 # --- batch norm ---
-flags.DEFINE_float("bn_momentum", 0.99, "Momentum of the batch-norm moving averages "
+flags.DEFINE_float("bn_momentum", _B.momentum, "Momentum of the batch-norm moving averages "
                    "(every layer).")
-flags.DEFINE_integer("bn_recompute_batches", 20, "Before every evaluation (and so before "
+flags.DEFINE_integer("bn_recompute_batches", _B.recompute_batches,
+                     "Before every evaluation (and so before "
                      "the best and final checkpoints), re-estimate the batch-norm moving "
                      "statistics exactly, on this many training batches drawn from a "
                      "second, fixed-seed iterator, weights frozen (0: keep the moving "
                      "averages).")
 # --- loss ---
-flags.DEFINE_string("loss", "ce", "ce|focal|jaccard|dice|lovasz or a weighted sum such as "
+flags.DEFINE_string("loss", _T.loss, "ce|focal|jaccard|dice|lovasz or a weighted sum such as "
                     "'ce+jaccard' or '0.5*ce+1.0*lovasz'.")
 flags.DEFINE_list("class_weights", None, "Per-class loss weights, one float per class.")
-flags.DEFINE_float("focal_gamma", 2.0, "Focusing parameter of the focal loss.")
-flags.DEFINE_list("focal_alpha", None, "Focal loss alpha: one float (the focal term times "
-                  "it) or one per class (pixels weighted by their class's); default none, "
+flags.DEFINE_float("focal_gamma", _T.focal_gamma, "Focusing parameter of the focal loss.")
+flags.DEFINE_list("focal_alpha", _T.focal_alpha, "Focal loss alpha: one float (the focal term "
+                  "times it) or one per class (pixels weighted by their class's); default none, "
                   "no rescaling (RetinaNet's 0.25 is for its binary sigmoid form).")
-flags.DEFINE_boolean("lovasz_per_image", False, "Lovasz loss per image, averaged over the "
-                     "batch's images (Berman's per_image=True), instead of over the batch.")
+flags.DEFINE_boolean("lovasz_per_image", _T.lovasz_per_image, "Lovasz loss per image, averaged "
+                     "over the batch's images (Berman's per_image=True), instead of over the "
+                     "batch.")
 # --- optimizer and schedule ---
-flags.DEFINE_float("max_lr", 0.1, "Peak (one_cycle) or initial (plateau, constant) learning rate.")
-flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adamw"], "sgd: SGD with momentum (Keras' "
+flags.DEFINE_float("max_lr", _O.max_lr,
+                   "Peak (one_cycle) or initial (plateau, constant) learning rate.")
+flags.DEFINE_enum("optimizer", _O.optimizer, ["sgd", "adamw"], "sgd: SGD with momentum (Keras' "
                   "formulation); adamw: torch.optim.AdamW's rule.")
-flags.DEFINE_float("momentum", 0.9, "SGD momentum, or AdamW's beta_1 (one_cycle cycles it "
+flags.DEFINE_float("momentum", _O.momentum, "SGD momentum, or AdamW's beta_1 (one_cycle cycles it "
                    "between --base_momentum and --max_momentum instead, as torch's OneCycleLR).")
-flags.DEFINE_boolean("nesterov", False, "Nesterov momentum (sgd only).")
+flags.DEFINE_boolean("nesterov", _O.nesterov, "Nesterov momentum (sgd only).")
 flags.DEFINE_float("weight_decay", None, "Decoupled weight decay on convolution kernels; "
                    "default 0 for sgd, 0.01 for adamw (torch.optim.AdamW's default).")
-flags.DEFINE_float("adam_beta_2", 0.999, "adamw: decay rate of the second-moment average.")
-flags.DEFINE_float("adam_epsilon", 1e-8, "adamw: added to sqrt(v) after its bias correction.")
-flags.DEFINE_float("clip_norm", None, "Clip gradients to this global norm.")
-flags.DEFINE_enum("schedule", "one_cycle", ["one_cycle", "plateau", "constant"], "LR schedule.")
+flags.DEFINE_float("adam_beta_2", _O.adam_beta_2, "adamw: decay rate of the second-moment average.")
+flags.DEFINE_float("adam_epsilon", _O.adam_epsilon,
+                   "adamw: added to sqrt(v) after its bias correction.")
+flags.DEFINE_float("clip_norm", _O.clip_norm, "Clip gradients to this global norm.")
+flags.DEFINE_enum("schedule", _O.schedule, ["one_cycle", "plateau", "constant"], "LR schedule.")
 flags.DEFINE_float("epochs", None, "Training length in epochs (patches per epoch / batch).")
 flags.DEFINE_integer("train_steps", None, "Training length in steps (instead of --epochs).")
-flags.DEFINE_float("pct_start", 0.3, "one_cycle: fraction of steps spent warming up.")
-flags.DEFINE_float("div_factor", 25.0, "one_cycle: initial lr = max_lr / div_factor.")
-flags.DEFINE_float("final_div_factor", 1e4, "one_cycle: final lr = initial lr / this.")
-flags.DEFINE_enum("anneal", "cos", ["cos", "linear"], "one_cycle annealing.")
-flags.DEFINE_float("base_momentum", 0.85, "one_cycle: lowest momentum (at peak lr).")
-flags.DEFINE_float("max_momentum", 0.95, "one_cycle: highest momentum.")
-flags.DEFINE_float("plateau_factor", 0.5, "plateau: lr multiplier on a plateau.")
-flags.DEFINE_integer("plateau_patience", 3, "plateau: evaluations without improvement.")
-flags.DEFINE_integer("plateau_cooldown", 0, "plateau: evaluations to wait after a reduction.")
-flags.DEFINE_float("min_lr", 1e-6, "plateau: lowest learning rate.")
-flags.DEFINE_integer("early_stopping_patience", 0, "Stop after this many evaluations "
+flags.DEFINE_float("pct_start", _O.pct_start, "one_cycle: fraction of steps spent warming up.")
+flags.DEFINE_float("div_factor", _O.div_factor, "one_cycle: initial lr = max_lr / div_factor.")
+flags.DEFINE_float("final_div_factor", _O.final_div_factor,
+                   "one_cycle: final lr = initial lr / this.")
+flags.DEFINE_enum("anneal", _O.anneal, ["cos", "linear"], "one_cycle annealing.")
+flags.DEFINE_float("base_momentum", _O.base_momentum, "one_cycle: lowest momentum (at peak lr).")
+flags.DEFINE_float("max_momentum", _O.max_momentum, "one_cycle: highest momentum.")
+flags.DEFINE_float("plateau_factor", _O.plateau_factor, "plateau: lr multiplier on a plateau.")
+flags.DEFINE_integer("plateau_patience", _O.plateau_patience,
+                     "plateau: evaluations without improvement.")
+flags.DEFINE_integer("plateau_cooldown", _O.plateau_cooldown,
+                     "plateau: evaluations to wait after a reduction.")
+flags.DEFINE_float("min_lr", _O.min_lr, "plateau: lowest learning rate.")
+flags.DEFINE_integer("early_stopping_patience", _O.early_stopping_patience,
+                     "Stop after this many evaluations "
                      "without mean-IoU improvement (0: never).")
-flags.DEFINE_float("min_delta", 1e-4, "Smallest mean-IoU change that counts as improvement.")
+flags.DEFINE_float("min_delta", _O.min_delta,
+                   "Smallest mean-IoU change that counts as improvement.")
 # --- precision and speed ---
 flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
                   "Compute dtype policy; auto: mixed_bfloat16 on a CPU with AVX-512 BF16/AMX "
@@ -75,12 +94,14 @@ flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_float16", "mix
                   "else float32.")
 flags.DEFINE_boolean("jit_compile", None, "XLA-compile the train step; default: on GPU/TPU "
                      "only (on CPU XLA bypasses oneDNN convolutions and was slower).")
-flags.DEFINE_integer("steps_per_loop", 10, "Steps per tf.function call (inner loop).")
+flags.DEFINE_integer("steps_per_loop", _L.steps_per_loop,
+                     "Steps per tf.function call (inner loop).")
 flags.DEFINE_integer("eval_every", 0, "Evaluate every N steps (0: once per epoch).")
 flags.DEFINE_integer("checkpoint_every", 0, "Save `latest` every N steps (0: --eval_every).")
-flags.DEFINE_integer("keep_checkpoints", 3, "`latest` checkpoints kept.")
-flags.DEFINE_integer("summary_images", 2, "Validation images written to TensorBoard.")
-flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker",
+flags.DEFINE_integer("keep_checkpoints", _L.keep_checkpoints, "`latest` checkpoints kept.")
+flags.DEFINE_integer("summary_images", _L.summary_images,
+                     "Validation images written to TensorBoard.")
+flags.DEFINE_enum("strategy", _L.strategy, ["default", "one_device", "mirrored", "multi_worker",
                                           "tpu"], "tf.distribute strategy.")
 # --- workdir ---
 flags.DEFINE_string("workdir_root", "runs", "Parent of experiment folders.")
@@ -164,8 +185,6 @@ def resolve_precision(name: str) -> str:
 
 def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int):
     """Builds the frozen TrainConfig once; library code never sees FLAGS."""
-    from train_loop.config import (BatchNormConfig, EncoderConfig, LoopConfig,  # pylint: disable=import-outside-toplevel
-                                   ModelConfig, OptimConfig, TrainConfig)
     import os  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
@@ -214,6 +233,38 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
             weights=os.path.abspath(f.encoder_weights) if f.encoder_weights else None,
             weights_info=weights_info,
             freeze_steps=f.freeze_encoder_steps, lr_multiplier=f.encoder_lr_multiplier))
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What tools.train and tools.lr_find both derive from the flags."""
+    pipeline: object  # core.data.pipeline.PipelineConfig
+    info: dict  # pipeline.dataset_info: classes, bands, mean, std of the fed channels
+    steps_per_epoch: int
+    config: object  # train_loop.config.TrainConfig
+    name: str  # --experiment_name or the one built from the config
+    run_config: dict  # what config.json records (train_loop.build.run_config)
+
+
+def setup_from_flags(f) -> Setup:
+    """Prepares the store on a flag file's first run, then builds the
+    pipeline and training configs; user errors raise ValueError,
+    FileNotFoundError or flags.ValidationError naming the flag or file."""
+    from core.data import pipeline  # pylint: disable=import-outside-toplevel
+    from train_loop import build  # pylint: disable=import-outside-toplevel
+    from train_loop.config import experiment_name  # pylint: disable=import-outside-toplevel
+    from tools import prepare_flags  # pylint: disable=import-outside-toplevel
+
+    prepare_flags.prepare_if_needed(f)
+    pipe_cfg = data_flags.pipeline_config_from_flags(f)
+    info = pipeline.dataset_info(pipe_cfg)
+    steps_per_epoch = max(1, pipeline.num_patches(pipe_cfg, "train") // pipe_cfg.batch_size)
+    config = train_config_from_flags(f, steps_per_epoch, len(info["class_names"]))
+    name = f.experiment_name or experiment_name(
+        config, patch_size=pipe_cfg.patch_size, scale=pipe_cfg.scale,
+        batch_size=pipe_cfg.batch_size)
+    return Setup(pipe_cfg, info, steps_per_epoch, config, name,
+                 build.run_config(config, info, pipe_cfg, name))
 
 
 def make_strategy(name: str):

@@ -106,17 +106,19 @@ class BatchNormConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything `train_loop.controller.train` needs besides the data."""
-    model: ModelConfig = ModelConfig()
+    # Factories, not instances: OptimConfig() imports core.optim (TensorFlow),
+    # and the binaries' flag modules read this module's defaults without it.
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: str = "ce"
     class_weights: Optional[Tuple[float, ...]] = None
     focal_gamma: float = 2.0
     # None: no weighting; one value: the focal term times it; K values: per class.
     focal_alpha: Optional[Tuple[float, ...]] = None
     lovasz_per_image: bool = False
-    optim: OptimConfig = OptimConfig()
-    loop: LoopConfig = LoopConfig()
-    batch_norm: BatchNormConfig = BatchNormConfig()
-    encoder: EncoderConfig = EncoderConfig()
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
+    batch_norm: BatchNormConfig = dataclasses.field(default_factory=BatchNormConfig)
+    encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
 
     def __post_init__(self):
         terms = loss_terms(self.loss)
@@ -147,14 +149,6 @@ def loss_terms(spec: str) -> set:
     return set(re.findall(r"[a-z_]+", spec.lower()))
 
 
-_CENTER_NAMES = {
-    "conv": "conv",
-    "serial_dilated": "serial",
-    "parallel_dilated": "parallel",
-    "residual": "residual",
-}
-
-
 def experiment_name(config: TrainConfig, *, patch_size: int, scale: float,
                     batch_size: int) -> str:
     """Names a run from its config, like the talk's
@@ -166,7 +160,7 @@ def experiment_name(config: TrainConfig, *, patch_size: int, scale: float,
     parts += [
         f"skip{m.depth}",
         "residual" if m.residual else "plain",
-        f"{_CENTER_NAMES.get(m.center, m.center)}Center",
+        f"{m.center.split('_')[0]}Center",  # serial_dilated -> serialCenter
         o.optimizer + ("nesterov" if o.nesterov else ""),
         config.loss.replace("+", "_").replace("*", "x"),
         f"bs{batch_size}",

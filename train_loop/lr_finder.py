@@ -309,33 +309,18 @@ def write_png(result: LRFinderResult, path: str, *, title: str = "LR range test"
     return True
 
 
-def _summary_metadata(plugin: str) -> bytes:
-    # What tensorboard's tf.summary.scalar/text write, without needing the
-    # tensorboard package (not a dependency of tensorflow-cpu here).
-    from tensorflow.core.framework import summary_pb2  # pylint: disable=import-outside-toplevel
-    meta = summary_pb2.SummaryMetadata()
-    meta.plugin_data.plugin_name = plugin
-    return meta.SerializeToString()
-
-
 def write_tensorboard(result: LRFinderResult, logdir: str) -> None:
     """Writes scalars `lr_find/{lr,loss,smoothed_loss}` at step = sweep index
-    and `lr_find/suggested_lr` as a text summary to `logdir`.
-
-    Uses `tf.summary.write` with the scalars/text plugin metadata, so the
-    files read in TensorBoard like `tf.summary.scalar` output but writing
-    them does not need the tensorboard package."""
-    scalars, text = _summary_metadata("scalars"), _summary_metadata("text")
+    and `lr_find/suggested_lr` as a text summary to `logdir`."""
     writer = tf.summary.create_file_writer(logdir)
     with writer.as_default():
         for i, (lr, loss, smooth) in enumerate(
                 zip(result.lrs, result.losses, result.smoothed)):
             for tag, value in (("lr_find/lr", lr), ("lr_find/loss", loss),
                                ("lr_find/smoothed_loss", smooth)):
-                tf.summary.write(tag, tf.constant(value, tf.float32), step=i,
-                                 metadata=scalars)
-        tf.summary.write("lr_find/suggested_lr", tf.constant(
-            f"suggested max lr {result.suggested_lr:.4g} "
-            f"(lowest smoothed loss at lr {result.best_lr:.4g})"), step=0, metadata=text)
+                tf.summary.scalar(tag, float(value), step=i)
+        tf.summary.text("lr_find/suggested_lr",
+                        f"suggested max lr {result.suggested_lr:.4g} "
+                        f"(lowest smoothed loss at lr {result.best_lr:.4g})", step=0)
     writer.flush()
     writer.close()

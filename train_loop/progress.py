@@ -1,7 +1,14 @@
-"""A dependency-free progress bar for terminals, and ETA formatting.
+"""The one progress bar of the project (dependency-free), and ETA formatting.
 
-On a terminal the bar redraws one line in place; elsewhere (CI logs, files)
-it stays silent and the caller's one log line per loop is the record.
+On a terminal the bar redraws one line in place:
+
+    train  42% |############..................| 42/100 [0:12, 3.50 step/s, ETA 0:17] loss 0.41
+
+Elsewhere (CI logs, files) it is silent, so the caller's one log line per
+loop is the record, or, with `plain_every`, writes a plain line each time
+another such fraction of the work is done (`desc: 42/100 step (42%)`), so
+that a log file stays readable. `TileProgress` drives one bar per tile from
+the window callback of `core.inference.TilePredictor`.
 """
 from __future__ import annotations
 
@@ -19,24 +26,30 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressBar:
-    """`done/total [#####.....] 42% rate/s ETA m:ss` redrawn in place.
+    """Progress over `total` units of work.
 
     Args:
       total: number of units of work.
       desc: a short label printed before the bar.
       unit: name of a unit, for the rate.
       stream: where to draw (stderr by default).
-      enabled: draw even if `stream` is not a terminal (tests).
+      enabled: redraw in place even if `stream` is not a terminal (tests,
+        tools that always show a bar).
+      plain_every: when not redrawing, a plain line per this fraction of the
+        work (and at the end); 0: silent.
     """
 
     def __init__(self, total: int, desc: str = "", unit: str = "it",
-                 stream: Optional[TextIO] = None, enabled: Optional[bool] = None):
+                 stream: Optional[TextIO] = None, enabled: Optional[bool] = None,
+                 plain_every: float = 0.0):
         self.total = max(1, int(total))
-        self.desc = desc
-        self.unit = unit
+        self.desc, self.unit = desc, unit
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.enabled = tty if enabled is None else enabled
+        self.plain_every = plain_every
         self.done = 0
+        self._last_plain, self._ended = -1, False
         self._start = time.perf_counter()
 
     def eta_seconds(self) -> float:
@@ -46,21 +59,57 @@ class ProgressBar:
         return elapsed / self.done * (self.total - self.done)
 
     def update(self, done: int, extra: str = "") -> None:
-        """Sets the units done so far and redraws."""
+        """Sets the units done so far and redraws (or writes a plain line)."""
         self.done = min(int(done), self.total)
-        if not self.enabled:
-            return
-        elapsed = max(time.perf_counter() - self._start, 1e-9)
         frac = self.done / self.total
-        bar = "#" * int(frac * 30) + "." * (30 - int(frac * 30))
-        eta = self.eta_seconds()
-        eta_text = format_duration(eta) if eta == eta else "?"
-        self.stream.write(
-            f"\r{self.desc} {self.done}/{self.total} [{bar}] {frac:4.0%} "
-            f"{self.done / elapsed:.2f} {self.unit}/s ETA {eta_text} {extra}")
-        self.stream.flush()
+        if self.enabled:
+            elapsed = max(time.perf_counter() - self._start, 1e-9)
+            fill = int(frac * 30)
+            eta = self.eta_seconds()
+            eta_text = format_duration(eta) if eta == eta else "?"
+            self.stream.write(
+                f"\r{self.desc}{' ' if self.desc else ''}{100 * frac:3.0f}% "
+                f"|{'#' * fill}{'.' * (30 - fill)}| {self.done}/{self.total} "
+                f"[{format_duration(elapsed)}, {self.done / elapsed:.2f} {self.unit}/s, "
+                f"ETA {eta_text}] {extra}")
+            self.stream.flush()
+        elif self.plain_every > 0:
+            bucket = int(frac / self.plain_every + 1e-9)
+            end = self.done == self.total and not self._ended
+            if bucket != self._last_plain or end:
+                self.stream.write(f"{self.desc}: {self.done}/{self.total} {self.unit} "
+                                  f"({100 * self.done // self.total}%)\n")
+                self.stream.flush()
+                self._last_plain, self._ended = bucket, self._ended or end
+
+    def __call__(self, done: int, total: int) -> None:
+        """The `(done, total)` callback form (`core.inference.Progress`)."""
+        self.total = max(1, int(total))
+        self.update(done)
 
     def close(self) -> None:
         if self.enabled:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class TileProgress:
+    """Progress across tiles: `start_tile(index, name)`, then pass the
+    object as the `progress` callback of `core.inference.TilePredictor`, which
+    calls it with (windows done, windows of the tile). One ProgressBar per
+    tile, `tile i/n name`, a plain line every 10 % when not on a terminal."""
+
+    def __init__(self, num_tiles: int, stream: Optional[TextIO] = None,
+                 enabled: Optional[bool] = None):
+        self.num_tiles, self.stream, self.enabled = num_tiles, stream, enabled
+        self.bar: Optional[ProgressBar] = None
+
+    def start_tile(self, index: int, name: str) -> None:
+        self.bar = ProgressBar(1, desc=f"tile {index + 1}/{self.num_tiles} {name}",
+                               unit="windows", stream=self.stream, enabled=self.enabled,
+                               plain_every=0.1)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar(done, total)
+        if done >= total:
+            self.bar.close()

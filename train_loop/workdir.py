@@ -27,7 +27,10 @@ import os
 import shutil
 from typing import Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
+
+from core import export as export_lib
 
 CONFIG_FILE = "config.json"
 FLAGS_FILE = "flags.txt"
@@ -239,6 +242,56 @@ def restore_model(workdir: str, which: str = "best"):
         raise WorkdirError(damaged_message(path, err, "use the other --checkpoint "
                                            "(best, latest) or train again")) from None
     return model, config
+
+
+def _encoder_weights_info(config: dict) -> dict | None:
+    """The pretrained weights a run started from: their folder and
+    encoder.json as recorded in config.json at the start, or None."""
+    encoder = (config.get("train") or {}).get("encoder") or {}
+    if not encoder.get("weights"):
+        return None
+    return {"folder": encoder["weights"], **(encoder.get("weights_info") or {})}
+
+
+def load_model(path: str, checkpoint: str = "best"):
+    """A model for inference from a SavedModel export or an experiment workdir
+    (here, not in core.export: core does not read training workdirs).
+
+    Args:
+      path: a folder holding saved_model.pb (written by `export_saved_model`)
+        or a workdir holding config.json (written by `tools.train`).
+      checkpoint: "best" or "latest" (workdirs only).
+    Returns:
+      (model, info): `model(images, training=False) -> logits` with
+      `num_classes`, `in_channels`, `depth`; info has class_names, palette,
+      bands, mean, std, input_dtype and band_ranges (None when unknown) and,
+      for an export, its predict_tile settings.
+    Raises:
+      ExportError: `path` is neither.
+    """
+    if export_lib.is_export(path):
+        model = export_lib.LoadedModel(path)
+        return model, model.info
+    if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
+        raise export_lib.ExportError(f"{path} is neither a SavedModel (saved_model.pb) nor "
+                                     f"an experiment workdir ({CONFIG_FILE})")
+    model, config = restore_model(path, which=checkpoint)
+    data = config.get("data", {})
+    k, c = int(model.num_classes), int(model.in_channels)
+    info = {"num_classes": k, "in_channels": c, "depth": int(model.depth),
+            "class_names": list(data.get("class_names") or [str(i) for i in range(k)]),
+            "palette": [list(p) for p in data.get("palette") or []],
+            "bands": list(data.get("bands") or [f"band{i}" for i in range(c)]),
+            "mean": np.asarray(model.mean).tolist(), "std": np.asarray(model.std).tolist(),
+            "dataset": data.get("dataset"),
+            # A v1 store (no "dtype") held uint8 optical bands only.
+            "input_dtype": data.get("dtype") or (
+                "uint8" if data.get("format") == "ortholoop-tiles-npy-v1" else None),
+            "band_ranges": data.get("band_ranges"),
+            "encoder_weights": _encoder_weights_info(config)}
+    if len(info["palette"]) != k:  # a distinct grey per class when none is known
+        info["palette"] = [[int(v)] * 3 for v in np.linspace(0, 255, k)]
+    return model, info
 
 
 def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,

@@ -25,10 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.data.labels import IGNORE_INDEX
-
-# Philox explicitly: "auto_select" may pick another algorithm under XLA or
-# on another device, and results must not depend on where they run.
-PHILOX = "philox"
+from core.data.warp import PHILOX
 
 
 def _check(size: int, stride: int) -> None:

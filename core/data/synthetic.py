@@ -22,10 +22,7 @@ from typing import Callable
 import numpy as np
 
 from core.data import datasets, geotiff, labels
-# Scene, render_scene and the class ids lived here before the renderer moved
-# to synthetic_scene; they stay importable from this module.
-from core.data.synthetic_scene import (  # noqa: F401  pylint: disable=unused-import
-    BUILDING, CAR, CLUTTER, IMPERVIOUS, LOW_VEG, TREE, Scene, render_scene)
+from core.data.synthetic_scene import BUILDING, render_scene
 
 
 # The common ISPRS Potsdam split (test = the 14 tiles released without labels

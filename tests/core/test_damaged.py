@@ -17,8 +17,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from core import export
-from tests.core.test_export import info_for
-from tests.core.test_inference import random_conv
+from tests.helpers import info_for, random_conv
 from tools import outputs
 from train_loop import workdir as workdir_lib
 

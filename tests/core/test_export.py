@@ -18,9 +18,10 @@ from tests.isolation import without_project
 
 from core import export, inference
 from layers import UNet
-from tests.core.test_inference import random_conv
-
-WINDOW, OVERLAP, TTA = 16, 0.25, None  # in-graph TTA: tests/core/test_inference.py
+from tests.helpers import EXPORT_OVERLAP as OVERLAP
+from tests.helpers import EXPORT_TTA as TTA
+from tests.helpers import EXPORT_WINDOW as WINDOW
+from tests.helpers import info_for, random_conv
 
 
 def small_unet():
@@ -32,13 +33,6 @@ def small_unet():
     for v in model.trainable_variables:
         v.assign(rng.normal(scale=0.4, size=v.shape).astype(np.float32))
     return model
-
-
-def info_for(model):
-    return export.make_model_info(
-        model, class_names=["a", "b", "c"], palette=[(1, 2, 3), (4, 5, 6), (7, 8, 9)],
-        bands=["IR", "R", "G"], window=WINDOW, overlap=OVERLAP, tta=TTA, batch_size=2,
-        input_dtype="uint16", band_ranges={"G": [3, 4000], "IR": [0, 4095.5], "R": [1, 2]})
 
 
 def env_without_project():

@@ -5,38 +5,13 @@ The models are small tf.Modules written here: a 3x3 convolution with zero
 exactly where windows end) and the same with a D4-symmetric kernel (exactly
 equivariant under the 8 flips/rotations). References are NumPy.
 """
-import io
 
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
 from core import inference
-
-
-class Conv(tf.Module):
-    """logits = conv2d(images, kernel [k,k,C,K], SAME zero padding) + bias."""
-
-    def __init__(self, kernel, bias, depth=0):
-        super().__init__()
-        self.kernel = tf.Variable(np.asarray(kernel, np.float32), name="w")
-        self.bias = tf.Variable(np.asarray(bias, np.float32), name="b")
-        self.num_classes = int(self.kernel.shape[-1])
-        self.in_channels = int(self.kernel.shape[-2])
-        self.depth = depth
-
-    def __call__(self, images, training=False):
-        x = tf.cast(images, tf.float32)
-        return tf.nn.conv2d(x, self.kernel, 1, "SAME") + self.bias
-
-
-def random_conv(size=3, channels=3, classes=4, seed=0, symmetric=False, depth=0):
-    rng = np.random.default_rng(seed)
-    kernel = rng.normal(size=(size, size, channels, classes)).astype(np.float32)
-    if symmetric:  # average over the 8 symmetries of the square
-        kernel = sum(np.rot90(k, r, axes=(0, 1)) for k in (kernel, kernel[:, ::-1])
-                     for r in range(4)) / 8
-    return Conv(kernel, rng.normal(size=classes), depth=depth)
+from tests.helpers import random_conv
 
 
 def np_softmax(x):
@@ -219,20 +194,6 @@ class GraphTest(tf.test.TestCase):
         small = image[:9, :20]
         self.assertAllClose(fn(small), inference.predict_tile(
             model, small, window=32, overlap=0.25, tta="flips"), atol=1e-5)
-
-
-class ProgressTest(tf.test.TestCase):
-
-    def test_plain_text_when_not_a_terminal(self):
-        stream = io.StringIO()
-        bar = inference.ProgressBar(2, stream=stream)
-        bar.start_tile(1, "b.tif")
-        for done in range(1, 21):
-            bar(done, 20)
-        lines = stream.getvalue().splitlines()
-        self.assertLen(lines, 11)  # the first window, then one line per 10 %
-        self.assertEqual(lines[-1], "tile 2/2 b.tif: 20/20 windows (100%)")
-        self.assertNotIn("\r", stream.getvalue())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from absl.testing import parameterized
 from layers import UNet
 from layers.blocks import ConvBNAct
 from layers.conv import Conv2D
-from tests.layers.test_conv import numpy_conv_same
+from tests.helpers import numpy_conv_same
 
 EPS = 1e-3
 

@@ -7,21 +7,7 @@ from absl.testing import parameterized
 from layers import activations
 from layers.base import Module, once
 from layers.conv import Conv2D, ConvTranspose2x, ResizeConv2x
-
-
-def numpy_conv_same(x, w, b, dilation=1):
-    """Direct 'SAME' convolution, stride 1, NHWC, float64."""
-    k = w.shape[0]
-    span = (k - 1) * dilation
-    lo = span // 2
-    xp = np.pad(x.astype(np.float64), [(0, 0), (lo, span - lo), (lo, span - lo), (0, 0)])
-    n, h, wd, _ = x.shape
-    out = np.zeros([n, h, wd, w.shape[3]])
-    for i in range(k):
-        for j in range(k):
-            patch = xp[:, i * dilation:i * dilation + h, j * dilation:j * dilation + wd, :]
-            out += np.einsum("nhwc,co->nhwo", patch, w[i, j])
-    return out + b
+from tests.helpers import numpy_conv_same
 
 
 class ConvTest(tf.test.TestCase, parameterized.TestCase):

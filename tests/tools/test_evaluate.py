@@ -13,10 +13,10 @@ import imageio.v3 as iio
 import numpy as np
 import tensorflow as tf
 
-from core import inference
+from core import inference, object_metrics
 from core.data.datasets import ISPRS_CLASSES
 from tests.store_v2 import write_store
-from tests.tools.test_predict import make_workdir, run_tool
+from tests.helpers import make_workdir, run_tool
 
 K = 6
 
@@ -63,7 +63,8 @@ class EvaluateToolTest(tf.test.TestCase):
                                       palette=ISPRS_CLASSES.palette, seed=0)
         out = os.path.join(root, "eval")
         run = run_tool("evaluate", f"--model={workdir}", f"--data_dir={store}",
-                       "--window=32", "--overlap=0.25", "--tta=flips", f"--output_dir={out}")
+                       "--window=32", "--overlap=0.25", "--tta=flips", f"--output_dir={out}",
+                       "--objects=building,tree")
         self.assertEqual(run.returncode, 0, run.stderr[-3000:])
         with open(os.path.join(out, "metrics.json")) as f:
             report = json.load(f)
@@ -73,6 +74,7 @@ class EvaluateToolTest(tf.test.TestCase):
             table = f.read()
         for key, tta in (("plain", None), ("tta", "flips")):
             total = np.zeros((K, K), np.int64)
+            objects = object_metrics.ObjectScores({"building": 1, "tree": 3})
             for tile in ("t1", "t2"):
                 image, mask = arrays[tile]
                 pred = inference.predict_tile(model, image, window=32, overlap=0.25,
@@ -82,9 +84,12 @@ class EvaluateToolTest(tf.test.TestCase):
                                  minlength=K * K).reshape(K, K)
                 total += cm
                 got = report[key]["per_tile"][tile]
+                self.assertEqual(got["objects"], objects.update(mask, pred.astype(np.uint8)))
                 self.assertAllEqual(got["confusion_matrix"], cm)
                 self.assertAllClose(got["overall_accuracy"], np_scores(cm)["overall_accuracy"])
             got, want = report[key]["total"], np_scores(total)
+            self.assertEqual(got["objects"], objects.result())
+            self.assertGreater(got["objects"]["building"]["fn"], 0)  # counted, not empty
             self.assertAllEqual(got["confusion_matrix"], total)
             self.assertGreater(np.count_nonzero(total.sum(0)), 1)  # several classes predicted
             for name in ("overall_accuracy", "mean_iou", "mean_f1"):
@@ -97,6 +102,7 @@ class EvaluateToolTest(tf.test.TestCase):
             self.assertEqual(got["without"]["excluded"], ["clutter"])
             self.assertIn(f"{without['mean_iou']:.4f}", table)
         self.assertIn("| mean_iou without clutter | ", table)
+        self.assertIn("## Objects at IoU >= 0.5 (precision / recall / F1)", table)
         for png in ("confusion_matrix.png", "confusion_matrix_tta.png"):
             self.assertEqual(iio.imread(os.path.join(out, png)).ndim, 3)
 

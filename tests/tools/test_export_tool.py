@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from core import export, inference
 from core.data import geotiff
-from tests.tools.test_predict import PALETTE, make_workdir, run_tool
+from tests.helpers import PALETTE, make_workdir, run_tool
 
 
 class ExportToolTest(tf.test.TestCase):
@@ -22,8 +22,8 @@ class ExportToolTest(tf.test.TestCase):
         root = tempfile.mkdtemp()
         ranges = {"R": [0.0, 255.0], "G": [1.0, 254.0], "B": [2.0, 253.0], "nDSM": [-0.5, 31.0]}
         workdir, model = make_workdir(root, seed=0, dtype="float32", band_ranges=ranges)
-        run = run_tool("export", f"--workdir={workdir}", "--checkpoint=best", "--window=32",
-                       "--batch_size=2")
+        run = run_tool("export", f"--model={workdir}", "--checkpoint=best", "--window=32",
+                       "--windows_per_call=2")
         self.assertEqual(run.returncode, 0, run.stderr[-3000:])
         export_dir = os.path.join(workdir, "export")
         self.assertTrue(export.is_export(export_dir))
@@ -62,8 +62,8 @@ class ExportToolTest(tf.test.TestCase):
                        f"--output_dir={out}")
         self.assertEqual(run.returncode, 1, run.stderr[-3000:])
         self.assertIn("e.tif: has 2 bands but the model takes 4 (R, G, B, nDSM); give "
-                      "--bands=<this file's bands, e.g. RGBIR> to pick them and "
-                      "--elevation=FILE|DIR for nDSM", run.stderr)
+                      "--input_bands=<this file's bands, e.g. RGBIR> to pick them and "
+                      "--input_elevation=FILE|DIR for nDSM", run.stderr)
         self.assertIn("1 of 2 tile(s) failed", run.stderr)
         with rasterio.open(os.path.join(out, "d_classes.tif")) as src:
             self.assertAllEqual(src.read(1), want.argmax(-1))

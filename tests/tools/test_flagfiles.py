@@ -2,13 +2,12 @@
 unknown or misspelt flag, every cross-flag rule holds) and start with the
 comment DESIGN.md asks for: the command, what it trains, time and score."""
 import os
-import subprocess
 import sys
 
 import tensorflow as tf
 from absl.testing import parameterized
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers import REPO, run
 
 PARSE = """
 import sys
@@ -30,9 +29,7 @@ class FlagFilesTest(tf.test.TestCase, parameterized.TestCase):
     )
     def test_parses_with_the_trainer_flags(self, name, expected):
         path = os.path.join(REPO, name)
-        result = subprocess.run([sys.executable, "-c", PARSE, path], cwd=REPO,
-                                env=dict(os.environ, PYTHONPATH=REPO),
-                                capture_output=True, text=True, timeout=120)
+        result = run([sys.executable, "-c", PARSE, path], timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         self.assertEqual(result.stdout.strip(), expected)
         with open(path, encoding="utf-8") as f:

@@ -13,7 +13,6 @@ a wrong mapping cannot pass):
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
@@ -26,9 +25,9 @@ from core import export, losses, optim
 from layers import UNet, pretrained
 from tools import import_encoder
 from train_loop import steps as steps_lib
+from tests.helpers import run
 from train_loop import workdir as workdir_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Keras layers whose outputs are our features (ConvNeXt: the inputs of the
 # downsampling blocks, and the model's output for stride 32).
 RESNET_LAYERS = {2: "conv1_relu", 4: "conv2_block3_out", 8: "conv3_block4_out",
@@ -235,9 +234,7 @@ class ImportEncoderTest(tf.test.TestCase, parameterized.TestCase):
                "--precision=float32", "--schedule=constant", "--max_lr=0.01",
                "--train_steps=2", "--steps_per_loop=1",
                "--eval_every=1", "--bn_recompute_batches=1", f"--workdir_root={root}/runs"]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=300)
+        done = run(cmd, timeout=300)
         self.assertEqual(done.returncode, 0, done.stderr[-3000:])
         # After step 1 the encoder is still frozen, so the recompute leaves its
         # layers alone; after step 2 it trains and is re-estimated too.

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.data import geotiff, prepare
-from tests.tools.test_predict import run_tool
+from tests.helpers import run_tool
 from train_loop import lr_finder
 from train_loop.config import LoopConfig, ModelConfig, TrainConfig, experiment_name
 
@@ -42,7 +42,7 @@ class LRFindToolTest(tf.test.TestCase):
                 "--loss=ce", "--max_lr=0.05", "--train_steps=10",
                 "--precision=float32", f"--workdir_root={root}/runs"]) + "\n")
         run = run_tool("lr_find", f"--flagfile={flagfile}", "--num_steps=8",
-                       "--min_lr=1e-4", "--max_lr=10", "--smoothing=0.5")
+                       "--sweep_min_lr=1e-4", "--sweep_max_lr=10", "--smoothing=0.5")
         self.assertEqual(run.returncode, 0, run.stderr[-3000:])
 
         # Default output folder: WORKDIR_ROOT/lr_find-<experiment name>.
@@ -73,9 +73,9 @@ class LRFindToolTest(tf.test.TestCase):
 
     def test_bad_sweep_range_is_one_clear_flag_error(self):
         run = run_tool("lr_find", "--data_dir=/nonexistent", "--train_steps=1",
-                       "--min_lr=1", "--max_lr=0.1")
+                       "--sweep_min_lr=1", "--sweep_max_lr=0.1")
         self.assertNotEqual(run.returncode, 0)
-        self.assertIn("0 < --min_lr < --max_lr", run.stderr)
+        self.assertIn("0 < --sweep_min_lr < --sweep_max_lr", run.stderr)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,6 @@ other binaries' flags, which must not meet in one test process.
 """
 import os
 import re
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
@@ -14,13 +12,11 @@ import rasterio
 import tensorflow as tf
 import tifffile
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers import run_tool
 
 
 def _run(*args):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "tools.make_demo_data", *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    return run_tool("make_demo_data", *args, timeout=120)
 
 
 class MakeDemoDataBinaryTest(tf.test.TestCase):

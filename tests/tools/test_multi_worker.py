@@ -5,13 +5,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 
-from tests.tools.test_train import REPO
+from tests.helpers import REPO, checkpoint_tensors, env, tool
 
 FLAGS = """\
 --data_dir={data}
@@ -43,13 +42,6 @@ def free_ports(n):
     return ports
 
 
-def model_tensors(checkpoint_dir):
-    path = tf.train.latest_checkpoint(checkpoint_dir)
-    reader = tf.train.load_checkpoint(path)
-    return {n: reader.get_tensor(n) for n, _ in tf.train.list_variables(path)
-            if n.startswith("model/")}
-
-
 class MultiWorkerTest(tf.test.TestCase):
 
     def test_two_workers_agree_and_only_the_chief_writes_the_workdir(self):
@@ -66,11 +58,11 @@ class MultiWorkerTest(tf.test.TestCase):
         workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
         procs = []
         for index in range(2):
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
-                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+            tf_config = json.dumps(
+                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "tools.train", f"--flagfile={flagfile}"], cwd=REPO,
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+                tool("train", f"--flagfile={flagfile}"), cwd=REPO, env=env(TF_CONFIG=tf_config),
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
         try:
             outputs = [p.communicate(timeout=300)[1] for p in procs]
         finally:
@@ -82,8 +74,8 @@ class MultiWorkerTest(tf.test.TestCase):
         self.assertEqual(codes, [0, 0], "\n".join(
             f"--- worker {i} (exit {c}):\n{e[-3000:]}" for i, (c, e) in enumerate(zip(codes, outputs))))
 
-        chief = model_tensors(os.path.join(workdir, "checkpoints", "latest"))
-        other = model_tensors(os.path.join(workdir, "workers", "worker_1", "checkpoints", "latest"))
+        chief = checkpoint_tensors(os.path.join(workdir, "checkpoints", "latest"))
+        other = checkpoint_tensors(os.path.join(workdir, "workers", "worker_1", "checkpoints", "latest"))
         self.assertNotEmpty(chief)
         self.assertEqual(sorted(chief), sorted(other))
         for name, value in chief.items():

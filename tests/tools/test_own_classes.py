@@ -10,7 +10,7 @@ import imageio.v3 as iio
 import numpy as np
 import tensorflow as tf
 
-from tests.tools.test_predict import run_tool
+from tests.helpers import run_tool
 
 CLASSES = {"classes": [{"name": "water", "color": "#1f78b4"},
                        {"name": "field", "color": "#b2df8a"},
@@ -76,7 +76,7 @@ class OwnClassesTest(tf.test.TestCase):
         self.assertAllEqual(colour, COLOURS[classes])
 
         exported = os.path.join(root, "export")
-        export = run_tool("export", f"--workdir={workdir}", f"--export_dir={exported}")
+        export = run_tool("export", f"--model={workdir}", f"--export_dir={exported}")
         self.assertEqual(export.returncode, 0, export.stderr[-3000:])
         model_info = json.load(open(os.path.join(exported, "assets", "model_info.json")))
         self.assertEqual(model_info["class_names"], ["water", "field", "roof"])

@@ -2,7 +2,6 @@
 the flag names tools.train uses, and one flag file driving both."""
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -10,15 +9,11 @@ import tensorflow as tf
 import tifffile
 
 from core.data import geotiff
-from tests.core.data.test_prepare import make_folder_dataset, tree_state
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers import make_folder_dataset, run, run_tool, tree_state
 
 
-def run(*args):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "tools.prepare", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+def prepare(*args):
+    return run_tool("prepare", *args, timeout=120)
 
 
 class PrepareToolTest(tf.test.TestCase):
@@ -37,7 +32,7 @@ class PrepareToolTest(tf.test.TestCase):
             f.write(f"--prepare_dataset=folder\n--prepare_src={src}\n--data_dir={dst}\n"
                     f"--classes={classes}\n--bands=IRRGB\n--elevation=dsm\n--val_tiles=tile2\n"
                     "--patch_size=16\n--batch_size=2\n")
-        proc = run(f"--flagfile={flagfile}")
+        proc = prepare(f"--flagfile={flagfile}")
         self.assertEqual(proc.returncode, 0, proc.stderr)
         info = json.load(open(os.path.join(dst, "info.json")))
         self.assertEqual(info["class_names"], ["road", "roof", "grass", "tree", "car", "other"])
@@ -51,15 +46,15 @@ class PrepareToolTest(tf.test.TestCase):
                             round(ir.mean(dtype=np.float64), 4))
         store = tree_state(dst)
 
-        bad = run("--prepare_dataset=potsdam", f"--prepare_src={src}", f"--data_dir={dst}_p")
+        bad = prepare("--prepare_dataset=potsdam", f"--prepare_src={src}", f"--data_dir={dst}_p")
         self.assertEqual(bad.returncode, 1)
         self.assertIn("no Potsdam image", bad.stderr)
         self.assertNotIn("Traceback", bad.stderr)
         self.assertFalse(os.path.exists(os.path.join(f"{dst}_p", "info.json")))
-        missing = run("--prepare_dataset=folder", f"--prepare_src={src}")
+        missing = prepare("--prepare_dataset=folder", f"--prepare_src={src}")
         self.assertEqual(missing.returncode, 1)
         self.assertIn("--data_dir", missing.stderr)
-        old = run("--dataset=folder", f"--src={src}", f"--dst={dst}")
+        old = prepare("--dataset=folder", f"--src={src}", f"--dst={dst}")
         self.assertEqual(old.returncode, 1)
         self.assertIn("--src is now --prepare_src", old.stderr)
         self.assertNotIn("Traceback", old.stderr)
@@ -79,13 +74,11 @@ class FlagFileTest(tf.test.TestCase):
             code = ("import sys\nfrom absl import flags\nimport tools.prepare\n"
                     f"tools.prepare.parse_flags(['prepare', '--flagfile={name}'])\n"
                     "f = flags.FLAGS\nprint(f.prepare_dataset, f.prepare_src, f.data_dir)")
-            proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                                  text=True, timeout=120,
-                                  env=dict(os.environ, PYTHONPATH=REPO))
+            proc = run([sys.executable, "-c", code], timeout=120)
             self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
             dataset = {"inria.flags": "inria"}.get(name, "potsdam")
             self.assertTrue(proc.stdout.startswith(f"{dataset} data/"), proc.stdout)
-        misspelt = run("--prepare_dataset=folder", "--prepare_src=x", "--data_dir=y",
+        misspelt = prepare("--prepare_dataset=folder", "--prepare_src=x", "--data_dir=y",
                        "--prepare_sr=x", "--train_steps=5")
         self.assertEqual(misspelt.returncode, 1)
         self.assertIn("Unknown command line flag 'prepare_sr'", misspelt.stderr)
@@ -141,7 +134,7 @@ class BadInputTest(tf.test.TestCase):
             src = archive(change.__name__, change)
             before = tree_state(src)
             dst = os.path.join(root, change.__name__ + "_store")
-            proc = run("--prepare_dataset=folder", f"--prepare_src={src}", f"--data_dir={dst}",
+            proc = prepare("--prepare_dataset=folder", f"--prepare_src={src}", f"--data_dir={dst}",
                        "--val_tiles=tile2", *[e.format(src=src) for e in extra])
             with self.subTest(change.__name__):
                 self.assertEqual(proc.returncode, 1, proc.stderr[-2000:])

@@ -9,37 +9,15 @@ replays a step, restores the data position, and must draw the same recompute
 batches at its next evaluation as the uninterrupted run did at its third."""
 import os
 import signal
-import subprocess
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 
-from tests.tools.test_train import REPO, TINY_FLAGS, run, train_command
+from tests.helpers import final_weights, run, run_and_signal, train_command, write_flags
 
 STEPS = 16
 KILL_AT = 13
-
-
-def write_flags(root: str, data_root: str) -> str:
-    text = TINY_FLAGS.format(root=data_root).replace(
-        f"--workdir_root={data_root}/runs", f"--workdir_root={root}/runs")
-    text = text.replace("--train_steps=8", f"--train_steps={STEPS}").replace(
-        "--steps_per_loop=2", "--steps_per_loop=1").replace(
-        "--checkpoint_every=4", "--checkpoint_every=2").replace(
-        "--eval_every=4", "--eval_every=5")
-    path = os.path.join(root, "run.flags")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
-
-def final_weights(root: str) -> dict:
-    (run_dir,) = os.listdir(os.path.join(root, "runs"))
-    path = tf.train.latest_checkpoint(os.path.join(root, "runs", run_dir, "checkpoints", "latest"))
-    reader = tf.train.load_checkpoint(path)
-    return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(path)
-            if name.startswith(("model/", "optimizer/", "step/"))}
 
 
 class KillResumeTest(tf.test.TestCase):
@@ -51,23 +29,17 @@ class KillResumeTest(tf.test.TestCase):
         os.makedirs(straight)
         os.makedirs(killed)
 
-        result = run(train_command(write_flags(straight, data_root)))
+        resume_flags = {"train_steps": STEPS, "steps_per_loop": 1, "checkpoint_every": 2,
+                        "eval_every": 5}
+        result = run(train_command(write_flags(straight, data_root, **resume_flags)))
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
 
         kill_at = KILL_AT
-        flagfile = write_flags(killed, data_root)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        proc = subprocess.Popen(train_command(flagfile), cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if f"step {kill_at}/{STEPS} " in line:
-                proc.send_signal(signal.SIGKILL)
-                break
-        self.assertEqual(proc.wait(timeout=120), -signal.SIGKILL,
+        flagfile = write_flags(killed, data_root, **resume_flags)
+        code, lines = run_and_signal(train_command(flagfile), f"step {kill_at}/{STEPS} ",
+                                     signal.SIGKILL)
+        self.assertEqual(code, -signal.SIGKILL,
                          f"kill at {kill_at} missed:\n" + "".join(lines[-20:]))
-        proc.stdout.close()
 
         resumed = run(train_command(flagfile))
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])

@@ -2,15 +2,11 @@
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import tensorflow as tf
 
 from core.data.prepare import prepare
-from tests.core.data.test_prepare import make_folder_dataset
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers import make_folder_dataset, run_tool
 
 
 class TimePipelineTest(tf.test.TestCase):
@@ -27,11 +23,8 @@ class TimePipelineTest(tf.test.TestCase):
                     f"--data_dir={store}\n--patch_size=16\n--batch_size=6\n"
                     "--aug_rotate_deg=15\n--aug_brightness=0.1\n"
                     "--filters=8\n--max_lr=0.05\n--loss=jaccard\n")
-        env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-        proc = subprocess.run(
-            [sys.executable, "-m", "tools.time_pipeline", f"--flagfile={flagfile}",
-             "--batches=20", "--warmup=2"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        proc = run_tool("time_pipeline", f"--flagfile={flagfile}", "--batches=20",
+                        "--warmup=2", timeout=180)
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
         self.assertIn("100% |", proc.stderr)
         out = proc.stdout

@@ -4,72 +4,24 @@ of the same command reports it finished instead of training again."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
-import time
 
 import tensorflow as tf
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-TINY_FLAGS = """\
---prepare_src={root}/raw
---make_demo_data
---demo_tiles=2
---demo_size=256
---data_dir={root}/prepared
---bands=IRRGB
---elevation=ndsm
---patch_size=32
---batch_size=4
---shuffle_buffer=16
---filters=4
---depth=3
---center=serial_dilated
---loss=ce+jaccard
---max_lr=0.05
---precision=float32
---train_steps=8
---steps_per_loop=2
---eval_every=4
---checkpoint_every=4
---deterministic
---workdir_root={root}/runs
-"""
-
-
-def train_command(flagfile):
-    return [sys.executable, "-m", "tools.train", f"--flagfile={flagfile}"]
-
-
-def run(cmd, **kwargs):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300, **kwargs)
+from tests.helpers import run, run_and_signal, train_command, write_flags
 
 
 class TrainBinaryTest(tf.test.TestCase):
 
     def test_sigterm_then_resume_then_finished(self):
         root = tempfile.mkdtemp(dir=self.get_temp_dir())
-        flagfile = os.path.join(root, "tiny.flags")
-        with open(flagfile, "w") as f:
-            f.write(TINY_FLAGS.format(root=root))
+        flagfile = write_flags(root)
 
         # 1. Start, and send SIGTERM once the loop is about to start: the run
         # finishes its first inner loop, saves `latest` and exits with 0.
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        proc = subprocess.Popen(train_command(flagfile), cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines = []
-        deadline = time.time() + 240
-        for line in proc.stdout:
-            lines.append(line)
-            if "training from step 0" in line:
-                proc.send_signal(signal.SIGTERM)
-            self.assertLess(time.time(), deadline, "".join(lines[-20:]))
-        self.assertEqual(proc.wait(timeout=60), 0, "".join(lines[-30:]))
+        code, lines = run_and_signal(train_command(flagfile), "training from step 0",
+                                     signal.SIGTERM, timeout=240)
+        self.assertEqual(code, 0, "".join(lines[-30:]))
         log = "".join(lines)
         self.assertIn("signal 15: saved", log)
         runs = os.listdir(os.path.join(root, "runs"))
@@ -79,6 +31,8 @@ class TrainBinaryTest(tf.test.TestCase):
         latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints", "latest"))
         self.assertEndsWith(latest, "ckpt-2")
         self.assertFalse(os.path.exists(os.path.join(workdir, "DONE")))
+        # The workdir lock went with the process (its SIGTERM handler returned).
+        self.assertFalse(os.path.exists(os.path.join(workdir, "LOCK")))
 
         # 2. The same command resumes at step 2 and runs to 8.
         second = run(train_command(flagfile))

@@ -1,34 +1,19 @@
 """tools.train with --optimizer=adamw on tiny demo tiles: a run stopped by
 SIGTERM after its first inner loop and resumed by the same command ends with
 the same weights and AdamW state (moments, update count, beta_1) as a run
-that was never stopped. Reuses test_train's flags and helpers."""
+that was never stopped. The tiny flag file of tests/helpers.py."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 
-from tests.tools.test_resume import final_weights
-from tests.tools.test_train import REPO, TINY_FLAGS, run, train_command
+from tests.helpers import final_weights, run, run_and_signal, train_command, write_flags
 
 STEPS = 6
-
-
-def write_flags(root: str, data_root: str) -> str:
-    text = TINY_FLAGS.format(root=data_root).replace(
-        f"--workdir_root={data_root}/runs", f"--workdir_root={root}/runs")
-    text = text.replace("--max_lr=0.05", "--max_lr=0.01\n--optimizer=adamw").replace(
-        "--train_steps=8", f"--train_steps={STEPS}").replace(
-        "--eval_every=4", f"--eval_every={STEPS}").replace(
-        "--checkpoint_every=4", "--checkpoint_every=2")
-    path = os.path.join(root, "run.flags")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 class TrainAdamWTest(tf.test.TestCase):
@@ -40,7 +25,9 @@ class TrainAdamWTest(tf.test.TestCase):
         os.makedirs(straight)
         os.makedirs(stopped)
 
-        result = run(train_command(write_flags(straight, data_root)))
+        adamw_flags = {"max_lr": 0.01, "optimizer": "adamw", "train_steps": STEPS,
+                       "eval_every": STEPS, "checkpoint_every": 2}
+        result = run(train_command(write_flags(straight, data_root, **adamw_flags)))
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         (run_dir,) = os.listdir(os.path.join(straight, "runs"))
         self.assertStartsWith(run_dir, "unet_input32_skip3_residual_serialCenter_adamw_ce_"
@@ -49,17 +36,10 @@ class TrainAdamWTest(tf.test.TestCase):
             optim_cfg = json.load(f)["train"]["optim"]
         self.assertEqual((optim_cfg["optimizer"], optim_cfg["weight_decay"]), ("adamw", 0.01))
 
-        flagfile = write_flags(stopped, data_root)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        proc = subprocess.Popen(train_command(flagfile), cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "training from step 0" in line:
-                proc.send_signal(signal.SIGTERM)
-        self.assertEqual(proc.wait(timeout=120), 0, "".join(lines[-30:]))
-        proc.stdout.close()
+        flagfile = write_flags(stopped, data_root, **adamw_flags)
+        code, lines = run_and_signal(train_command(flagfile), "training from step 0",
+                                     signal.SIGTERM)
+        self.assertEqual(code, 0, "".join(lines[-30:]))
         self.assertIn("signal 15: saved", "".join(lines))
 
         resumed = run(train_command(flagfile))
@@ -82,13 +62,12 @@ class TrainAdamWTest(tf.test.TestCase):
                  "flags.FLAGS(['t', '--train_steps=1'] + sys.argv[1:])\n"
                  "o = train_flags.train_config_from_flags(flags.FLAGS, 1, 6).optim\n"
                  "print(o.optimizer, o.weight_decay, o.momentum, o.adam_beta_2, o.adam_epsilon)")
-        result = subprocess.run([sys.executable, "-c", parse, "--optimizer=adamw",
-                                 "--adam_beta_2=0.99"], cwd=REPO, capture_output=True,
-                                text=True, timeout=120)
+        result = run([sys.executable, "-c", parse, "--optimizer=adamw", "--adam_beta_2=0.99"],
+                     timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         self.assertEqual(result.stdout.split(), ["adamw", "0.01", "0.9", "0.99", "1e-08"])
-        result = subprocess.run([sys.executable, "-c", parse, "--optimizer=adamw", "--nesterov"],
-                                cwd=REPO, capture_output=True, text=True, timeout=120)
+        result = run([sys.executable, "-c", parse, "--optimizer=adamw", "--nesterov"],
+                     timeout=120)
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("--nesterov is an sgd option", result.stderr)
 

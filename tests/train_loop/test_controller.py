@@ -6,7 +6,7 @@ import tensorflow as tf
 from core import optim, precision, schedules
 from train_loop import controller
 from train_loop.state import TrainState
-from tests.train_loop.test_steps import PixelLinear
+from tests.helpers import PixelLinear
 
 
 def _state(plateau_patience=None, early_patience=None):

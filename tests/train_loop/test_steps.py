@@ -6,24 +6,7 @@ from absl.testing import parameterized
 from core import losses, metrics, optim, precision, schedules
 from train_loop import steps
 from tests.distribute import two_replica_strategy
-
-
-class PixelLinear(tf.Module):
-    """logits = images @ w + b per pixel: a 1x1 conv whose gradient NumPy can
-    write in two lines."""
-
-    def __init__(self, in_channels, num_classes, seed=0):
-        super().__init__()
-        rng = np.random.default_rng(seed)
-        self.w = tf.Variable(rng.normal(size=[in_channels, num_classes]).astype(np.float32) * 0.3)
-        self.b = tf.Variable(np.zeros([num_classes], np.float32))
-
-    @property
-    def decay_variables(self):
-        return (self.w,)
-
-    def __call__(self, images, training=False):
-        return tf.einsum("bhwc,ck->bhwk", tf.cast(images, tf.float32), self.w) + self.b
+from tests.helpers import PixelLinear
 
 
 def numpy_ce_grads(x, labels, w, b, ignore=255):

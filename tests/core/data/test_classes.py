@@ -8,9 +8,7 @@ from absl.testing import parameterized
 
 from core.data import classes
 from core.data import label_decode, labels
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+from tests.helpers import REPO
 
 
 class ClassFileTestCase(tf.test.TestCase, parameterized.TestCase):

@@ -7,7 +7,6 @@ compared with the published values written out here (the sources named in
 core/data/datasets.py).
 """
 import functools
-import subprocess
 import sys
 import tempfile
 import zlib
@@ -21,8 +20,7 @@ import tifffile
 
 from core.data import dataset_files, datasets, labels, synthetic, synthetic_canvas
 from core.data.tiles import TileError
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers import run
 
 
 def touch(root, *rels, bands=3):
@@ -290,8 +288,7 @@ def _flag_enum(module, flag="dataset"):
     (the binaries define flags with the same names)."""
     code = (f"import {module}\nfrom absl import flags\n"
             f"print(','.join(flags.FLAGS['{flag}'].parser.enum_values))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    out = run([sys.executable, "-c", code], check=True).stdout
     return out.strip().split(",")
 
 

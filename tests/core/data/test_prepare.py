@@ -1,5 +1,4 @@
 """Tests for core.data.prepare on demo archives and hand-made folders."""
-import hashlib
 import json
 import os
 import shutil
@@ -12,6 +11,7 @@ from core.data import geotiff, synthetic
 from core.data.datasets import ISPRS_CLASSES as POTSDAM
 from core.data.prepare import prepare
 from core.data.tiles import TileError
+from tests.helpers import make_folder_dataset, tree_state
 
 
 def decode_reference(rgb, palette):
@@ -20,40 +20,6 @@ def decode_reference(rgb, palette):
     for k, colour in enumerate(palette):
         ids[(rgb == np.array(colour, np.uint8)).all(-1)] = k
     return ids
-
-
-def make_folder_dataset(root, sizes, *, seed=0, elevation=True, bands=4):
-    """images/<stem>_RGBIR.tif, masks/<stem>_label.tif (Potsdam colours),
-    elevation/<stem>.tif. Returns {stem: (image, ids, elevation)}."""
-    rng = np.random.default_rng(seed)
-    for sub in ("images", "masks", "elevation"):
-        os.makedirs(os.path.join(root, sub), exist_ok=True)
-    out = {}
-    palette = np.array(POTSDAM.palette, np.uint8)
-    for i, (h, w) in enumerate(sizes):
-        stem = f"tile{i}"
-        image = rng.integers(0, 256, (h, w, bands), dtype=np.uint8)
-        ids = rng.integers(0, 6, (h, w)).astype(np.uint8)
-        elev = rng.normal(5.0, 2.0, (h, w)).astype(np.float32)
-        # R,G,B,IR with the 4th band tagged data (ExtraSamples 0), as GDAL
-        # writes PHOTOMETRIC=RGB + ALPHA=UNSPECIFIED.
-        geotiff.write_geotiff(os.path.join(root, "images", f"{stem}_RGBIR.tif"), image, None)
-        tifffile.imwrite(os.path.join(root, "masks", f"{stem}_label.tif"), palette[ids])
-        if elevation:
-            tifffile.imwrite(os.path.join(root, "elevation", f"{stem}.tif"), elev)
-        out[stem] = (image, ids, elev)
-    return out
-
-
-def tree_state(root):
-    """{relative path: (mtime_ns, sha1)} of every file under root."""
-    state = {}
-    for d, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(d, f)
-            state[os.path.relpath(p, root)] = (os.stat(p).st_mtime_ns,
-                                               hashlib.sha1(open(p, "rb").read()).hexdigest())
-    return state
 
 
 class PotsdamInriaTest(tf.test.TestCase):

@@ -9,7 +9,6 @@ bit-exact, JPEG within JPEG's tolerance.
 import os
 import sys
 import tempfile
-import warnings
 from unittest import mock
 
 import imagecodecs
@@ -18,56 +17,14 @@ import rasterio
 import tensorflow as tf
 import tifffile
 from absl.testing import parameterized
-from rasterio.errors import NotGeoreferencedWarning
-from rasterio.transform import from_origin
 
 from core.data import raster as raster_lib
 from core.data import raster_gdal
 from core.data.raster import read_raster
 from core.data.tiles import TileError
+from tests.helpers import H, W, raster_data, smooth_bands, write_raster
 
-H, W = 64, 80
 TILED = {"tiled": True, "blockxsize": 32, "blockysize": 32}   # 80 = 2.5 tiles
-
-
-def _data(dtype, bands, seed=0):
-    """[bands,H,W] covering the dtype's range (random: a hard case for codecs)."""
-    rng = np.random.default_rng(seed)
-    dtype = np.dtype(dtype)
-    if dtype == bool:
-        return rng.integers(0, 2, (bands, H, W)).astype(np.uint8)
-    if dtype.kind == "f":
-        return rng.normal(100.0, 50.0, (bands, H, W)).astype(dtype)
-    info = np.iinfo(dtype)
-    low, high = max(info.min, -2 ** 20), min(info.max, 2 ** 20)
-    return rng.integers(low, high, (bands, H, W), endpoint=True).astype(dtype)
-
-
-def _smooth(bands):
-    """[bands,H,W] uint8 gradients (JPEG's case: photos are smooth)."""
-    yy, xx = np.mgrid[0:H, 0:W]
-    planes = [xx * 3, yy * 3, (xx + yy) * 1.5, 200 - xx]
-    return np.stack(planes[:bands]).astype(np.uint8)
-
-
-def _write(path, data, *, driver="GTiff", colormap=None, mask=None,
-           overviews=None, env=None, **options):
-    """Writes [bands,H,W] with rasterio (GDAL) and the creation options."""
-    profile = {"driver": driver, "height": data.shape[1], "width": data.shape[2],
-               "count": data.shape[0], "dtype": data.dtype.name,
-               "crs": "EPSG:25833", "transform": from_origin(368000, 5807000, 0.05, 0.05)}
-    profile.update(options)
-    with warnings.catch_warnings(), rasterio.Env(**(env or {})):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(data)
-            if colormap is not None:
-                dst.write_colormap(1, colormap)
-            if mask is not None:
-                dst.write_mask(mask)
-            if overviews:
-                dst.build_overviews(overviews)
-    return path
 
 
 # (name, dtype, bands, creation options, expected dtype, JPEG tolerance or 0)
@@ -132,10 +89,10 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.named_parameters(*VARIANTS)
     def test_gdal_layouts_read_back(self, dtype, bands, options, expected_dtype, tolerance):
-        data = _smooth(bands) if dtype == "jpeg" else _data(dtype, bands)
+        data = smooth_bands(bands) if dtype == "jpeg" else raster_data(dtype, bands)
         if "nbits" in options:
             data %= 2 ** options["nbits"]
-        path = _write(self.path("a.tif"), data, **options)
+        path = write_raster(self.path("a.tif"), data, **options)
         out = read_raster(path)
         expected = np.moveaxis(data, 0, -1)
         self.assertEqual(out.array.dtype, np.dtype(expected_dtype))
@@ -155,10 +112,10 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         ("jpeg_ycbcr_strips", {"compress": "JPEG", "photometric": "YCBCR"}, 8),
     )
     def test_overviews_and_mask_ifds_are_not_the_image(self, options, tolerance):
-        data = _smooth(3) if tolerance else _data("uint8", 3)
+        data = smooth_bands(3) if tolerance else raster_data("uint8", 3)
         mask = np.full((H, W), 255, np.uint8)
         mask[:5, :7] = 0
-        path = _write(self.path("ov.tif"), data, mask=mask, overviews=[2, 4, 8],
+        path = write_raster(self.path("ov.tif"), data, mask=mask, overviews=[2, 4, 8],
                       env={"GDAL_TIFF_INTERNAL_MASK": True}, **options)
         with tifffile.TiffFile(path) as tif:   # the file has what the test is about
             kinds = [int(p.subfiletype) for p in tif.pages]
@@ -177,12 +134,12 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         ("int16_minus1", "int16", 1, -1),
     )
     def test_gdal_nodata_on_every_band(self, dtype, bands, nodata):
-        data = _data(dtype, bands, seed=1)
+        data = raster_data(dtype, bands, seed=1)
         if not np.isnan(nodata):   # no accidental no-data among the random values
             data[data == nodata] = 1
         data[:, 3:6, 10:20] = nodata                 # every band: no data
         data[0, 40, :] = nodata                      # one band only: data
-        path = _write(self.path("nd.tif"), data, nodata=nodata, compress="LZW")
+        path = write_raster(self.path("nd.tif"), data, nodata=nodata, compress="LZW")
         out = read_raster(path)
         expected = np.ones((H, W), bool)
         expected[3:6, 10:20] = False
@@ -196,7 +153,7 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(np.isnan(out.array), np.isnan(np.moveaxis(data, 0, -1)))
 
     def test_nodata_the_dtype_cannot_hold_marks_nothing(self):
-        data = _data("uint8", 1)[0]
+        data = raster_data("uint8", 1)[0]
         data[0] = 241                          # -9999 wrapped to uint8 is 241
         path = self.path("nd.tif")             # (rasterio refuses to write it)
         tifffile.imwrite(path, data, extratags=[(42113, "s", 0, "-9999", True)])
@@ -213,10 +170,10 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
          {"photometric": "RGB", "alpha": "YES", "interleave": "band", "compress": "LZW"}),
     )
     def test_alpha_is_not_a_band_and_marks_no_data(self, dtype, bands, options):
-        data = _data(dtype, bands, seed=2)
+        data = raster_data(dtype, bands, seed=2)
         data[-1] = np.iinfo(dtype).max
         data[-1, 10:30, 5:9] = 0
-        path = _write(self.path("alpha.tif"), data, **options)
+        path = write_raster(self.path("alpha.tif"), data, **options)
         with tifffile.TiffFile(path) as tif:
             self.assertIn(int(tif.pages[0].extrasamples[-1]), (1, 2))
         out = read_raster(path)
@@ -230,9 +187,9 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         ("minisblack", {"photometric": "MINISBLACK"}),
     )
     def test_extrasamples_0_is_a_data_band(self, options):
-        data = _data("uint8", 4, seed=3)
+        data = raster_data("uint8", 4, seed=3)
         data[3, :10] = 0          # would be "no data" if it were read as alpha
-        path = _write(self.path("rgbir.tif"), data, **options)
+        path = write_raster(self.path("rgbir.tif"), data, **options)
         with tifffile.TiffFile(path) as tif:
             self.assertEqual(int(tif.pages[0].extrasamples[-1]), 0)
         out = read_raster(path)
@@ -240,13 +197,13 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertIsNone(out.valid)
 
     def test_every_source_of_no_data_combines(self):
-        data = _data("uint8", 4, seed=4)
+        data = raster_data("uint8", 4, seed=4)
         data[3] = 255
         data[3, 0:4] = 0                              # alpha
         data[:3, 10:12] = 7                           # nodata on every data band
         mask = np.full((H, W), 255, np.uint8)
         mask[:, 70:] = 0                              # internal mask
-        path = _write(self.path("all.tif"), data, mask=mask, nodata=7,
+        path = write_raster(self.path("all.tif"), data, mask=mask, nodata=7,
                       photometric="RGB", alpha="YES", env={"GDAL_TIFF_INTERNAL_MASK": True})
         out = read_raster(path)
         expected = np.ones((H, W), bool)
@@ -256,10 +213,10 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(out.valid, expected)
 
     def test_palette_tiff_gives_indices_and_the_colour_table(self):
-        indices = (_data("uint8", 1, seed=5) % 5).astype(np.uint8)
+        indices = (raster_data("uint8", 1, seed=5) % 5).astype(np.uint8)
         colours = {0: (255, 255, 255, 255), 1: (0, 0, 255, 255), 2: (0, 255, 255, 255),
                    3: (0, 255, 0, 255), 4: (13, 200, 7, 255)}
-        path = _write(self.path("pal.tif"), indices, colormap=colours,
+        path = write_raster(self.path("pal.tif"), indices, colormap=colours,
                       photometric="PALETTE", compress="LZW")
         out = read_raster(path)
         with rasterio.open(path) as src:
@@ -288,7 +245,7 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(out.palette[:4], [reference[i][:3] for i in range(4)])
 
     def test_overview_before_the_image_is_skipped(self):
-        data = np.moveaxis(_data("uint16", 2), 0, -1)
+        data = np.moveaxis(raster_data("uint16", 2), 0, -1)
         path = self.path("ov_first.tif")
         with tifffile.TiffWriter(path) as tif:   # not GDAL's order, but legal TIFF
             tif.write(data[::2, ::2], subfiletype=1, photometric="minisblack",
@@ -298,7 +255,7 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_missing_imagecodecs_names_codec_and_package(self):
         from tifffile import _imagecodecs as pure_python  # pylint: disable=import-outside-toplevel
-        path = _write(self.path("lzw.tif"), _data("uint8", 3), compress="LZW")
+        path = write_raster(self.path("lzw.tif"), raster_data("uint8", 3), compress="LZW")
         # As if imagecodecs were not installed: tifffile falls back to its
         # pure-Python codecs, which have no LZW.
         with mock.patch.dict(sys.modules, {"imagecodecs": None}), \
@@ -313,7 +270,7 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         self.assertRegex(message, r"lzw\.tif: TIFF with LZW compression needs the "
                                   r"imagecodecs package, which is not installed \(pip install imagecodecs\)")
         # DEFLATE has a pure-Python fallback; the floating-point predictor not.
-        path = _write(self.path("fp.tif"), _data("float32", 1), compress="DEFLATE", predictor=3)
+        path = write_raster(self.path("fp.tif"), raster_data("float32", 1), compress="DEFLATE", predictor=3)
         with mock.patch.dict(sys.modules, {"imagecodecs": None}), \
                 mock.patch.object(tifffile.tifffile, "imagecodecs", pure_python), \
                 mock.patch.object(tifffile.TIFF, "DECOMPRESSORS",
@@ -326,7 +283,7 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
                 read_raster(path)
 
     def test_codec_missing_from_imagecodecs_names_it(self):
-        path = _write(self.path("lerc.tif"), _data("float32", 1), compress="LERC")
+        path = write_raster(self.path("lerc.tif"), raster_data("float32", 1), compress="LERC")
 
         def missing(*args, **kwargs):
             raise imagecodecs.DelayedImportError("_lerc")
@@ -349,7 +306,7 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_compression_no_python_codec_reads_names_gdal(self):
         path = self.path("jbig.tif")
-        tifffile.imwrite(path, _data("uint8", 1)[0], compression="zlib")
+        tifffile.imwrite(path, raster_data("uint8", 1)[0], compression="zlib")
         with tifffile.TiffFile(path, mode="r+b") as tif:   # relabel as JBIG (34661)
             tif.pages[0].tags["Compression"].overwrite(34661)
         with self.assertRaisesRegex(TileError, r"^[^\n]*jbig\.tif: TIFF with JBIG compression: "
@@ -366,7 +323,7 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
         ("png", ".png", {"driver": "PNG", "crs": None, "transform": None}),
     )
     def test_truncated_file_is_one_clear_line(self, ext, options):
-        full = _write(self.path("full" + ext), _data("uint8", 3), **options)
+        full = write_raster(self.path("full" + ext), raster_data("uint8", 3), **options)
         data = open(full, "rb").read()
         cut = self.path("cut" + ext)
         with open(cut, "wb") as f:
@@ -382,9 +339,9 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
             read_raster(self.path("empty.tif"))
 
     def test_dtype_without_exact_float32_is_refused(self):
-        data = _data("int32", 1)
+        data = raster_data("int32", 1)
         data[0, 0, 0] = 2 ** 24 + 1
-        path = _write(self.path("big.tif"), data)
+        path = write_raster(self.path("big.tif"), data)
         with self.assertRaisesRegex(TileError, r"big\.tif: int32 values .*16777217"):
             read_raster(path)
 

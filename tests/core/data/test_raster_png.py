@@ -13,7 +13,7 @@ from absl.testing import parameterized
 from PIL import Image
 
 from core.data.raster import read_raster
-from tests.core.data.test_raster import H, W, _data, _smooth, _write
+from tests.helpers import H, W, raster_data, smooth_bands, write_raster
 
 
 class ReadPngJpegTest(tf.test.TestCase, parameterized.TestCase):
@@ -28,7 +28,7 @@ class ReadPngJpegTest(tf.test.TestCase, parameterized.TestCase):
         return os.path.join(self.dir, name)
 
     def test_palette_png_gives_indices_and_transparent_entries_are_no_data(self):
-        indices = (_data("uint8", 1, seed=6)[0] % 4).astype(np.uint8)
+        indices = (raster_data("uint8", 1, seed=6)[0] % 4).astype(np.uint8)
         colours = [255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9]
         image = Image.fromarray(indices, "P")
         image.putpalette(colours)
@@ -50,7 +50,7 @@ class ReadPngJpegTest(tf.test.TestCase, parameterized.TestCase):
     )
     def test_png_transparent_colour_is_no_data(self, mode, colour, gdal_nodata):
         bands = len(mode)
-        data = np.moveaxis(_data("uint8", bands, seed=9), 0, -1)
+        data = np.moveaxis(raster_data("uint8", bands, seed=9), 0, -1)
         data[data == 100] = 99                      # no accidental match
         data[5:9, 3:60] = colour
         data[30, :, 0] = 100                        # one band only: data
@@ -70,7 +70,7 @@ class ReadPngJpegTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters("RGBA", "LA")
     def test_png_alpha_is_removed(self, mode):
         bands = len(mode)
-        data = np.moveaxis(_data("uint8", bands, seed=7), 0, -1)
+        data = np.moveaxis(raster_data("uint8", bands, seed=7), 0, -1)
         data[..., -1] = 255
         data[20:25, :, -1] = 0
         Image.fromarray(data, mode).save(self.path("a.png"))
@@ -81,15 +81,15 @@ class ReadPngJpegTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters(1, 3, 4)
     def test_16_bit_png_written_by_gdal_stays_16_bit(self, bands):
-        data = _data("uint16", bands, seed=8)
-        path = _write(self.path("a.png"), data, driver="PNG", crs=None, transform=None)
+        data = raster_data("uint16", bands, seed=8)
+        path = write_raster(self.path("a.png"), data, driver="PNG", crs=None, transform=None)
         out = read_raster(path)
         self.assertEqual(out.array.dtype, np.uint16)
         # GDAL's PNG driver writes 4 bands as RGBA: the 4th is alpha.
         self.assertAllEqual(out.array, np.moveaxis(data[:3] if bands == 4 else data, 0, -1))
 
     def test_1_bit_png_reads_0_1_like_gdal(self):
-        bits = _data("bool", 1, seed=10)[0].astype(bool)
+        bits = raster_data("bool", 1, seed=10)[0].astype(bool)
         Image.fromarray(bits).save(self.path("b.png"))
         with rasterio.open(self.path("b.png")) as src:
             reference = src.read(1)
@@ -99,7 +99,7 @@ class ReadPngJpegTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(out.array[..., 0], bits.astype(np.uint8))
 
     def test_jpeg_file(self):
-        data = np.moveaxis(_smooth(3), 0, -1)
+        data = np.moveaxis(smooth_bands(3), 0, -1)
         Image.fromarray(data).save(self.path("a.jpg"), quality=95)
         out = read_raster(self.path("a.jpg"))
         self.assertEqual(out.array.dtype, np.uint8)
