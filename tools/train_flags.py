@@ -7,6 +7,7 @@ import dataclasses
 from absl import flags
 
 from tools import data_flags  # noqa: F401  (data flags: --patch_size, --seed, ...)
+from tools import encoder_flags  # noqa: F401  (--encoder)
 from train_loop.config import (BatchNormConfig, EncoderConfig, LoopConfig, ModelConfig,
                                OptimConfig, TrainConfig)
 
@@ -20,9 +21,6 @@ flags.DEFINE_enum("depth", str(_M.depth), ["3", "4", "5"], "U-Net skips (levels)
 flags.DEFINE_boolean("residual", _M.residual, "Residual blocks instead of plain conv blocks.")
 flags.DEFINE_enum("center", _M.center, ["conv", "serial_dilated", "parallel_dilated", "residual"],
                   "U-Net center block.")
-flags.DEFINE_enum("encoder", _M.encoder, ["unet", "resnet50", "convnext_tiny"],
-                  "U-Net encoder: unet (hand-built, --filters/--residual) or a pretrained "
-                  "network (layers.pretrained; weights from tools.import_encoder).")
 flags.DEFINE_string("encoder_weights", None, "Folder written by tools.import_encoder "
                     "(encoder.json + checkpoint) to start the encoder from; default: "
                     "random initialisation.")
