@@ -52,6 +52,7 @@ def write_mosaic(root: str, size: int, bands: int, files: int) -> str:
                 continue
             with rasterio.open(path + ".part.tif", "w", driver="GTiff", height=h, width=w,
                                count=bands, dtype="uint8", crs="EPSG:25832", tiled=True,
+                               photometric="MINISBLACK",  # GDAL's default: RGB + alpha
                                blockxsize=512, blockysize=512, compress="deflate",
                                transform=from_origin(edges[j] * 0.1, 1e5 - edges[i] * 0.1,
                                                      0.1, 0.1)) as ds:
@@ -73,6 +74,7 @@ def write_crop(root: str, vrt: str) -> str:
     path = os.path.join(root, "crop.tif")
     with rasterio.open(vrt) as src:
         profile = dict(driver="GTiff", height=256, width=256, count=src.count, dtype="uint8",
+                       photometric="MINISBLACK",
                        crs=src.crs, transform=src.window_transform(Window(0, 0, 256, 256)))
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(src.read(window=Window(0, 0, 256, 256)))

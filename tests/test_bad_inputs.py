@@ -118,14 +118,14 @@ def setUpModule():  # pylint: disable=invalid-name
         for name, array in files.items():
             _write_tile(os.path.join(F[key], name), array)
     # A folder predicted before into itself (outside the hashed tree: the
-    # outputs land there): a tile and two earlier outputs, garbage here, which
-    # fail loudly if read as inputs.
+    # outputs land there): a tile and the outputs of an earlier tile, garbage
+    # here, which fail loudly if read as inputs.
     F["rerun"] = os.path.join(root, "rerun")
     os.makedirs(F["rerun"])
     _write_tile(os.path.join(F["rerun"], "a.tif"), image)
     with open(os.path.join(F["rerun"], "a.tif"), "rb") as f:
         F["rerun_hash"] = hashlib.sha256(f.read()).hexdigest()
-    for name in ("a_classes.tif", "a_colour.png"):
+    for name in ("old_classes.tif", "old_colour.png"):
         with open(os.path.join(F["rerun"], name), "wb") as f:
             f.write(b"an earlier run's output")
     with open(os.path.join(F["mixed"], "broken.tif"), "wb") as f:
@@ -183,13 +183,14 @@ def _only_c_predicted(test, out):
     test.assertEqual(sorted(os.listdir(out)), ["c_classes.tif", "c_colour.png"])
 
 
-def _rerun_outputs_replaced(test, out):
+def _rerun_predicts_only_the_tile(test, out):
     del out  # the outputs went to the input folder
-    test.assertEqual(sorted(os.listdir(F["rerun"])), ["a.tif", "a_classes.tif", "a_colour.png"])
+    test.assertEqual(sorted(os.listdir(F["rerun"])), [
+        "a.tif", "a_classes.tif", "a_colour.png", "old_classes.tif", "old_colour.png"])
     with open(os.path.join(F["rerun"], "a.tif"), "rb") as f:
         test.assertEqual(hashlib.sha256(f.read()).hexdigest(), F["rerun_hash"])
     classes = iio.imread(os.path.join(F["rerun"], "a_classes.tif"))
-    test.assertEqual(classes.shape, (20, 24))  # the earlier garbage was replaced
+    test.assertEqual(classes.shape, (20, 24))
     test.assertLess(classes.max(), len(CLASSES))
 
 
@@ -205,6 +206,28 @@ CASES = [
     Case("train_patch_not_multiple_of_depth", "train",
          ["--data_dir={store}", "--workdir={out}/run", *TRAIN, "--patch_size=20"], 1,
          r"--patch_size must be a multiple of 2\*\*--depth", _no_workdir_written),
+    Case("train_unknown_loss", "train",
+         ["--data_dir={store}", "--workdir_root={out}", *TRAIN, "--loss=foo"], 1,
+         r"^FATAL Flags parsing error: flag --loss=foo: loss spec 'foo': unknown loss 'foo'; "
+         r"expected one of \[", _no_workdir_written),
+    Case("train_class_weight_not_a_number", "train",
+         ["--data_dir={store}", "--workdir_root={out}", *TRAIN, "--class_weights=1,x,1"], 1,
+         r"flag --class_weights=\['1', 'x', '1'\]: --class_weights must be positive floats",
+         _no_workdir_written),
+    Case("train_momentum_out_of_range", "train",
+         ["--data_dir={store}", "--workdir_root={out}", *TRAIN, "--momentum=1.5"], 1,
+         r"flag --momentum=1\.5: --momentum must be in \[0, 1\)", _no_workdir_written),
+    Case("evaluate_unknown_tta", "evaluate",
+         ["--model={export}", "--data_dir={store}", "--output_dir={out}", "--tta=d8"], 1,
+         r"flag --tta=d8: unknown test-time augmentation 'd8'; expected one of "
+         r"\['d4', 'flips', 'none', 'rot90'\]", _no_workdir_written),
+    Case("predict_overlap_out_of_range", "predict",
+         ["--model={export}", "--input={good}", "--output_dir={out}", "--overlap=1"], 1,
+         r"flag --overlap=1\.0: --overlap must be in \[0, 1\)", _no_workdir_written),
+    Case("time_pipeline_no_batches", "time_pipeline", ["--data_dir={store}", "--batches=0"], 1,
+         r"flag --batches=0: --batches must be >= 1"),
+    Case("time_pipeline_missing_store", "time_pipeline", ["--data_dir={out}/nothing"], 1,
+         r"^tools\.time_pipeline: {out}/nothing/info\.json: not found"),
     Case("train_missing_store", "train", ["--data_dir={out}/nothing", *TRAIN], 1,
          r"{out}/nothing/info\.json: not found; run `python -m tools\.prepare "
          r"--data_dir={out}/nothing` first"),
@@ -254,7 +277,7 @@ CASES = [
     Case("predict_twice_into_its_input_folder", "predict",
          ["--model={export}", "--input={rerun}", "--output_dir={rerun}"], 0,
          r"not predicting 2 earlier output\(s\) of tools\.predict in --output_dir "
-         r"\(a_classes\.tif, a_colour\.png\)", _rerun_outputs_replaced),
+         r"\(old_classes\.tif, old_colour\.png\)", _rerun_predicts_only_the_tile),
     Case("predict_output_dir_is_a_file", "predict",
          ["--model={export}", "--input={good}", "--output_dir={a_file}"], 1,
          r"^tools\.predict: --output_dir={a_file} is a file, not a folder; give a folder$"),
@@ -270,6 +293,10 @@ CASES = [
     Case("lr_find_output_dir_is_a_file", "lr_find",
          ["--data_dir={store}", *TRAIN, "--output_dir={a_file}"], 1,
          r"^tools\.lr_find: --output_dir={a_file} is a file, not a folder; give a folder$"),
+    Case("evaluate_output_dir_under_a_file", "evaluate",
+         ["--model={export}", "--data_dir={store}", "--output_dir={a_file}/eval"], 1,
+         r"^tools\.evaluate: --output_dir={a_file}/eval cannot be created: {a_file} is a "
+         r"file$"),
     Case("export_dir_is_a_file", "export", ["--model={workdir}", "--export_dir={a_file}"], 1,
          r"^tools\.export: --export_dir={a_file} is a file, not a folder; give a folder$"),
     Case("import_encoder_out_is_a_file", "import_encoder",

@@ -1,13 +1,15 @@
-"""`--encoder`, declared once for the binaries that name an encoder:
-tools.train (and tools.lr_find) build the U-Net on it, tools.import_encoder
-writes a pretrained one's weights for them. One declaration, so the two can
-share a process (tests) and the name means one thing."""
+"""`--encoder`, declared once: the U-Net encoder tools.train builds and the
+one tools.import_encoder converts weights for (a flag name means one thing in
+every binary, and both binaries' flags load into one process in the tests)."""
 from absl import flags
 
 from train_loop.config import ModelConfig
 
-PRETRAINED = ["resnet50", "convnext_tiny"]  # layers.pretrained.ENCODERS
+# "unet" is the hand-built encoder; the others are layers.pretrained.ENCODERS
+# (named here without importing TensorFlow at flag-parse time).
+ENCODER_NAMES = ("unet", "resnet50", "convnext_tiny")
 
-flags.DEFINE_enum("encoder", ModelConfig.encoder, ["unet"] + PRETRAINED,
+flags.DEFINE_enum("encoder", ModelConfig.encoder, list(ENCODER_NAMES),
                   "U-Net encoder: unet (hand-built, --filters/--residual) or a pretrained "
-                  "network (layers.pretrained), whose weights tools.import_encoder writes.")
+                  "network (layers.pretrained; weights from tools.import_encoder, whose "
+                  "--encoder names the network to convert).")
