@@ -65,6 +65,14 @@ flags.register_validator("scale", lambda v: v > 0, "--scale must be > 0")
 flags.register_validator("batch_size", lambda v: v >= 1, "--batch_size must be >= 1")
 flags.register_validator("shuffle_buffer", lambda v: v >= 1, "--shuffle_buffer must be >= 1")
 flags.register_validator("aug_crop", lambda v: 0 < v <= 1, "--aug_crop must be in (0, 1]")
+flags.register_validator("patches_per_epoch", lambda v: v >= 0,
+                         "--patches_per_epoch must be >= 0 (0: as many as the grid)")
+flags.register_validator("num_parallel_calls", lambda v: v == -1 or v >= 1,
+                         "--num_parallel_calls must be >= 1, or -1 (autotune)")
+flags.register_validator("cycle_length", lambda v: v >= 1, "--cycle_length must be >= 1")
+for _name in ("aug_rotate_deg", "aug_brightness", "aug_contrast", "aug_saturation", "aug_hue",
+              "aug_gamma", "aug_noise_std"):
+    flags.register_validator(_name, lambda v: v >= 0, f"--{_name} must be >= 0 (0: off)")
 
 
 @flags.multi_flags_validator(["aug_scale_min", "aug_scale_max"],

@@ -17,7 +17,7 @@ import os
 
 from absl import app, flags, logging
 
-from tools import inference_flags, renamed_flags, store_flags
+from tools import inference_flags, outputs, renamed_flags, store_flags
 
 flags.adopt_module_key_flags(inference_flags)  # --helpshort lists the shared flags too
 flags.adopt_module_key_flags(store_flags)
@@ -29,6 +29,7 @@ flags.DEFINE_list("objects", None, "Also score these classes per object (e.g. bu
                   "recall and F1 (the SpaceNet building metric; core/object_metrics.py).")
 flags.DEFINE_integer("max_tiles", 0, "Score only the first N tiles (0: all).")
 flags.DEFINE_string("output_dir", None, "Where to write the reports.")
+flags.register_validator("max_tiles", lambda v: v >= 0, "--max_tiles must be >= 0 (0: all)")
 FLAGS = flags.FLAGS
 
 
@@ -83,10 +84,23 @@ def plot_confusion(matrix, class_names: list, path: str, title: str) -> None:
     plt.close(fig)
 
 
+def output_dir() -> str:
+    """--output_dir, else beside the model: <export>_eval or <workdir>/eval."""
+    model_dir = FLAGS.model.rstrip("/")
+    # core.export.is_export's test, here before TensorFlow is imported.
+    is_export = os.path.isfile(os.path.join(model_dir, "saved_model.pb"))
+    return FLAGS.output_dir or model_dir + ("_eval" if is_export else "/eval")
+
+
 def main(argv):
     del argv
     inference_flags.require("model", "data_dir")
-    from core import export, inference, metrics, object_metrics
+    out = output_dir()
+    try:  # before the model is loaded: the scores would be lost at the end
+        outputs.check_output_dir(out, "--output_dir", files=("metrics.json", "metrics.md"))
+    except outputs.OutputError as err:
+        raise SystemExit(f"tools.evaluate: {err}") from None
+    from core import inference, metrics, object_metrics
     from core.data import pipeline
     from core.data.datasets import ELEVATION_BANDS
     from train_loop.progress import TileProgress
@@ -163,8 +177,6 @@ def main(argv):
                         len(split_tiles), FLAGS.split, ", ".join(empty))
 
     # --- reports ---
-    model_dir = FLAGS.model.rstrip("/")
-    out = FLAGS.output_dir or model_dir + ("_eval" if export.is_export(model_dir) else "/eval")
     os.makedirs(out, exist_ok=True)
     for name, text in (("metrics.json", json.dumps(report, indent=2)),
                        ("metrics.md", markdown(report, names))):

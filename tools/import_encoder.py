@@ -36,9 +36,9 @@ import os
 import numpy as np
 from absl import app, flags
 
+from tools import encoder_flags  # noqa: F401  (--encoder, shared with tools.train)
 from tools import outputs
 
-flags.DEFINE_enum("encoder", None, ["resnet50", "convnext_tiny"], "Encoder to import.")
 flags.DEFINE_string("out", None, "Folder to write (created; an earlier import there is "
                     "replaced, any other content refused).")
 flags.DEFINE_string("keras_weights", None, "A Keras weights file of the application "
@@ -244,8 +244,11 @@ def import_encoder(encoder: str, out: str, keras_weights: str | None = "imagenet
 
 def main(argv):
     del argv
-    if not FLAGS.encoder or not FLAGS.out:
+    if not FLAGS["encoder"].present or not FLAGS.out:
         raise app.UsageError("--encoder and --out are required")
+    if FLAGS.encoder == "unet":
+        raise app.UsageError("--encoder=unet is the hand-built encoder, which has no "
+                             "pretrained weights; give resnet50 or convnext_tiny")
     if FLAGS.keras_weights and not os.path.isfile(FLAGS.keras_weights):
         raise app.UsageError(f"--keras_weights={FLAGS.keras_weights}: no such file")
     try:

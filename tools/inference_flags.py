@@ -33,6 +33,22 @@ flags.register_validator("window", lambda v: v is None or v >= 1, "--window must
 flags.register_validator("overlap", lambda v: 0.0 <= v < 1.0, "--overlap must be in [0, 1)")
 flags.register_validator("windows_per_call", lambda v: v >= 1,
                          "--windows_per_call must be >= 1")
+
+
+def _tta_spec(spec: str) -> bool:
+    """--tta parses (core.inference.parse_tta's rule); "none" needs no
+    check, which keeps TensorFlow out of parsing the usual command."""
+    if spec == "none":
+        return True
+    from core.inference import parse_tta  # pylint: disable=import-outside-toplevel
+    try:
+        parse_tta(spec)
+    except ValueError as err:
+        raise flags.ValidationError(str(err)) from None
+    return True
+
+
+flags.register_validator("tta", _tta_spec)
 FLAGS = flags.FLAGS
 
 

@@ -11,20 +11,25 @@ import time
 
 from absl import app, flags
 
-from tools import data_flags
+from tools import data_flags, renamed_flags
 
 flags.DEFINE_integer("batches", 200, "Batches to time.")
 flags.DEFINE_integer("warmup", 5, "Batches drawn before the clock starts.")
 flags.DEFINE_enum("split", "train", ["train", "val"], "train: train_dataset (augmented, "
                   "infinite); val: eval_dataset, repeated.")
 
+flags.register_validator("batches", lambda v: v >= 1, "--batches must be >= 1")
+flags.register_validator("warmup", lambda v: v >= 0, "--warmup must be >= 0")
+
 FLAGS = flags.FLAGS
 
 
 def parse_flags(argv):
     """Parses the flags this binary knows; others (e.g. --filters from the
-    trainer's flag file) are returned unparsed instead of failing."""
-    return FLAGS(argv, known_only=True)
+    trainer's flag file) are returned unparsed instead of failing. A bad
+    value is absl's one line, not a traceback (app.run only catches those
+    of its own parser)."""
+    return renamed_flags.parse("time_pipeline", argv, known_only=True)
 
 
 def main(argv):
@@ -33,11 +38,14 @@ def main(argv):
     from core.data import pipeline  # pylint: disable=import-outside-toplevel
     from train_loop.progress import ProgressBar  # pylint: disable=import-outside-toplevel
 
-    cfg = data_flags.pipeline_config_from_flags(FLAGS)
-    if FLAGS.split == "train":
-        ds = pipeline.train_dataset(cfg)
-    else:
-        ds = pipeline.eval_dataset(cfg, "val").repeat()
+    try:  # a missing store, bands it lacks: one line, as tools.train says it
+        cfg = data_flags.pipeline_config_from_flags(FLAGS)
+        if FLAGS.split == "train":
+            ds = pipeline.train_dataset(cfg)
+        else:
+            ds = pipeline.eval_dataset(cfg, "val").repeat()
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"tools.time_pipeline: {err}") from None
     it = iter(ds)
     for _ in range(FLAGS.warmup):
         next(it)

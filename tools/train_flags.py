@@ -7,6 +7,7 @@ import dataclasses
 from absl import flags
 
 from tools import data_flags  # noqa: F401  (data flags: --patch_size, --seed, ...)
+from tools import encoder_flags  # noqa: F401  (--encoder)
 from train_loop.config import (BatchNormConfig, EncoderConfig, LoopConfig, ModelConfig,
                                OptimConfig, TrainConfig)
 
@@ -20,9 +21,6 @@ flags.DEFINE_enum("depth", str(_M.depth), ["3", "4", "5"], "U-Net skips (levels)
 flags.DEFINE_boolean("residual", _M.residual, "Residual blocks instead of plain conv blocks.")
 flags.DEFINE_enum("center", _M.center, ["conv", "serial_dilated", "parallel_dilated", "residual"],
                   "U-Net center block.")
-flags.DEFINE_enum("encoder", _M.encoder, ["unet", "resnet50", "convnext_tiny"],
-                  "U-Net encoder: unet (hand-built, --filters/--residual) or a pretrained "
-                  "network (layers.pretrained; weights from tools.import_encoder).")
 flags.DEFINE_string("encoder_weights", None, "Folder written by tools.import_encoder "
                     "(encoder.json + checkpoint) to start the encoder from; default: "
                     "random initialisation.")
@@ -126,10 +124,43 @@ flags.register_validator("freeze_encoder_steps", lambda v: v >= 0,
                          "--freeze_encoder_steps must be >= 0")
 flags.register_validator("encoder_lr_multiplier", lambda v: v >= 0,
                          "--encoder_lr_multiplier must be >= 0")
-flags.register_validator("class_weights", lambda v: v is None or all(float(x) > 0 for x in v),
+
+
+def _positive_numbers(values) -> bool:
+    """A list flag of positive numbers ("1,x" is False here, not a ValueError
+    traceback out of absl)."""
+    try:
+        return values is None or all(float(x) > 0 for x in values)
+    except ValueError:
+        return False
+
+
+flags.register_validator("class_weights", _positive_numbers,
                          "--class_weights must be positive floats, e.g. 1,1,1,1,4,1")
-flags.register_validator("focal_alpha", lambda v: v is None or all(float(x) > 0 for x in v),
+flags.register_validator("focal_alpha", _positive_numbers,
                          "--focal_alpha must be positive floats: one, or one per class")
+# Every other number, so that a bad value stops at parsing, before anything is
+# prepared or written (name: (test, what it must be)).
+_RANGES = {
+    "filters": (lambda v: v >= 1, ">= 1"),
+    "focal_gamma": (lambda v: v >= 0, ">= 0"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "clip_norm": (lambda v: v is None or v > 0, "> 0"),
+    "div_factor": (lambda v: v > 0, "> 0"),
+    "final_div_factor": (lambda v: v > 0, "> 0"),
+    "plateau_factor": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "plateau_patience": (lambda v: v >= 0, ">= 0"),
+    "plateau_cooldown": (lambda v: v >= 0, ">= 0"),
+    "min_lr": (lambda v: v >= 0, ">= 0"),
+    "early_stopping_patience": (lambda v: v >= 0, ">= 0 (0: never)"),
+    "min_delta": (lambda v: v >= 0, ">= 0"),
+    "eval_every": (lambda v: v >= 0, ">= 0 (0: once per epoch)"),
+    "checkpoint_every": (lambda v: v >= 0, ">= 0 (0: --eval_every)"),
+    "keep_checkpoints": (lambda v: v >= 1, ">= 1"),
+    "summary_images": (lambda v: v >= 0, ">= 0"),
+}
+for _name, (_test, _what) in _RANGES.items():
+    flags.register_validator(_name, _test, f"--{_name} must be {_what}")
 
 
 @flags.multi_flags_validator(["loss", "focal_alpha", "lovasz_per_image"],
@@ -140,6 +171,12 @@ def _loss_options_have_their_term(values):
     terms = loss_terms(values["loss"])
     return ((values["focal_alpha"] is None or "focal" in terms)
             and (not values["lovasz_per_image"] or "lovasz" in terms))
+
+
+@flags.multi_flags_validator(["base_momentum", "max_momentum"],
+                             message="need 0 <= --base_momentum <= --max_momentum < 1")
+def _momentum_range(values):
+    return 0 <= values["base_momentum"] <= values["max_momentum"] < 1
 
 
 @flags.multi_flags_validator(["epochs", "train_steps"],
@@ -175,6 +212,23 @@ def _patch_fits_depth(values):
                              message="--make_demo_data needs --prepare_src (where tiles go)")
 def _demo_needs_src(values):
     return not values["make_demo_data"] or bool(values["prepare_src"])
+
+
+def _loss_spec(spec: str) -> bool:
+    """--loss parses and names known losses (core.losses.get_loss's rule).
+    The default needs no check: absl runs every validator, and this one
+    imports TensorFlow, which a bad --patch_size should not wait for."""
+    if spec == _T.loss:
+        return True
+    from core.losses import get_loss  # pylint: disable=import-outside-toplevel
+    try:
+        get_loss(spec)
+    except ValueError as err:
+        raise flags.ValidationError(str(err)) from None
+    return True
+
+
+flags.register_validator("loss", _loss_spec)
 
 
 def resolve_precision(name: str) -> str:

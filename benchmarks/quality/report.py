@@ -44,8 +44,10 @@ def machine_line() -> str:
 
 
 def row_key(row: dict) -> tuple:
-    """A rerun with the same system, steps, seed and extra flags replaces its row."""
-    return row["system"], row["steps"], row["seed"], row.get("flags", "")
+    """A rerun with the same system, steps, seed, extra flags and values used
+    replaces its row (a run of changed defaults keeps the old defaults' row)."""
+    return (row["system"], row["steps"], row["seed"], row.get("flags", ""),
+            row.get("config") or "")
 
 
 def load_rows(out: Path) -> dict:
@@ -155,30 +157,44 @@ def sweep_table(rows: dict, class_names: list) -> str:
     return "\n".join(lines)
 
 
+def curves(rows: dict) -> dict:
+    """The learning curves: {(system, precision, used values or "", seed): [(steps,
+    mIoU), ...]}. Ours: one curve per set of values tools.train used (config.json)
+    that ran without extra flags at some length, with every row that used the same
+    values (a sweep row whose flags equal today's defaults belongs to them);
+    defaults measured before a change of the defaults keep their own curve."""
+    out = {}
+    defaults = {(k[0], k[2], rows[k].get("config") or "") for k in rows if not k[3]}
+    for key, row in rows.items():
+        group = (key[0], key[2], row.get("config") or "")
+        if group in defaults and row["mean_iou"] is not None:
+            label = (key[0], row["precision"], group[2], key[2])
+            # A length measured with and without flags: the run without flags.
+            points = out.setdefault(label, {})
+            if key[1] not in points or not key[3]:
+                points[key[1]] = row["mean_iou"]
+    return {label: sorted(points.items()) for label, points in sorted(out.items())}
+
+
 def learning_curve(path: Path, rows: dict) -> None:
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
     import matplotlib.ticker  # pylint: disable=import-outside-toplevel
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for system, style in (("ours", "o-"), ("keras", "s--")):
-        for seed in sorted({k[2] for k in rows if k[0] == system}):
-            pts = sorted((k[1], rows[k]["mean_iou"]) for k in rows  # no sweep rows
-                         if k[0] == system and k[2] == seed and not k[3]
-                         and rows[k]["mean_iou"] is not None)
-            if pts:
-                last = rows[(system, pts[-1][0], seed, "")]
-                used = f", {last['config']}" if last.get("config") else ""
-                ax.plot(*zip(*pts), style,
-                        label=f"{system} ({last['precision']}{used}, seed {seed})")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lines = curves(rows)
+    for (system, precision, used, seed), pts in lines.items():
+        ax.plot(*zip(*pts), "o-" if system == "ours" else "s--",
+                label=f"{system} ({precision}{', ' + used if used else ''}, seed {seed})")
+    ticks = sorted({p[0] for pts in lines.values() for p in pts})
     ax.set(xscale="log", xlabel="training steps (batch 8, 256x256)", ylabel="held-out mIoU",
            title="dubai-aerial, whole held-out images")
-    ax.set_xticks(sorted({k[1] for k in rows if not k[3]}))  # the measured lengths, not powers of 10
+    ax.set_xticks(ticks)  # the measured lengths, not powers of 10
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.grid(True, which="both", alpha=.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

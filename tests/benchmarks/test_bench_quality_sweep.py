@@ -85,6 +85,19 @@ class SweepTableTest(unittest.TestCase):
             self.assertIn("| ours | `--max_lr=0.2` |",
                           (out / "results.md").read_text(encoding="utf-8"))
 
+    def test_curves_follow_the_values_used_not_the_flags(self):
+        old, new = "sgd lr 0.1 wd 0 warm 0.3 ce", "sgd lr 0.2 wd 0 warm 0.3 ce"
+        rows = {report.row_key(r): r for r in (
+            row("", 60, 0.38, old), row("", 150, 0.45, old),
+            row("--max_lr=0.2", 150, 0.52, new),  # today's defaults, measured as a sweep row
+            row("--loss=dice", 150, 0.30, "sgd lr 0.1 wd 0 warm 0.3 dice"),  # no curve
+            row("", 60, 0.40, new), row("", 60, 0.12, None, system="keras"))}
+        self.assertEqual(len(rows), 6)  # the old defaults' 60-step row stays
+        self.assertEqual(report.curves(rows), {
+            ("keras", "bf16", "", 0): [(60, 0.12)],
+            ("ours", "bf16", old, 0): [(60, 0.38), (150, 0.45)],
+            ("ours", "bf16", new, 0): [(60, 0.40), (150, 0.52)]})
+
     def test_config_summary_reads_what_train_recorded(self):
         config = {"train": {"loss": "ce+jaccard", "optim": {
             "optimizer": "adamw", "max_lr": 0.003, "weight_decay": 0.01, "pct_start": 0.3,

@@ -8,6 +8,7 @@ from absl.testing import parameterized
 from layers import UNet, count_parameters
 from layers.norm import BatchNorm
 from layers.resnet import ResNet50
+from tests.distribute import two_replica_strategy
 from train_loop.bn_recompute import recompute_batch_norm
 
 
@@ -90,6 +91,32 @@ class ResNet50Test(tf.test.TestCase, parameterized.TestCase):
         self.assertGreater(float(np.abs(live[4] - inference[4]).max()), 1e-3)
         self.assertGreater(float(np.abs(bns[0].moving_mean.numpy() - before[0]).max()), 0.0)
         self.assertEqual(recompute_batch_norm(enc, [x], 1)["layers"], len(bns))
+
+    def test_frozen_cross_replica_batch_norm_under_two_replicas(self):
+        # The frozen switch is a select, not a tf.cond: the all_reduce of the
+        # synchronised batch norm still runs on both replicas.
+        strategy = two_replica_strategy()
+        x = images([4, 4, 4, 3]) * 2 + 1
+        with strategy.scope():
+            flag = tf.Variable(1.0, trainable=False,
+                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            bn = BatchNorm(cross_replica=True, frozen=flag)
+            bn(x[:1])
+
+        @tf.function
+        def run(batch):
+            return strategy.run(lambda b: bn(b, training=True), args=(batch,))
+
+        dist = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensors(x).repeat())
+        frozen = tf.concat(strategy.experimental_local_results(run(next(iter(dist)))), 0)
+        self.assertAllClose(frozen, bn(x, training=False), atol=1e-5)
+        self.assertAllEqual(bn.moving_mean.values[0], np.zeros(3))
+        flag.assign(0.0)
+        live = tf.concat(strategy.experimental_local_results(run(next(iter(dist)))), 0)
+        x64 = x.astype(np.float64)
+        expected = (x64 - x64.mean((0, 1, 2))) / np.sqrt(x64.var((0, 1, 2)) + 1e-3)
+        self.assertAllClose(live, expected, atol=1e-4)  # global-batch statistics
 
 
 class UNetResNetTest(tf.test.TestCase, parameterized.TestCase):

@@ -25,7 +25,6 @@ OWN_DECLARATIONS = {
     "out": "the folder the binary writes its results to",
     "split": "a split of the prepared store",
     "seed": "the seed of everything random the binary does",
-    "encoder": "a pretrained encoder by name (layers.pretrained; train also takes unet)",
 }
 
 COLLECT = """
