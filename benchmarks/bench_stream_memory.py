@@ -8,9 +8,9 @@ GeoTIFFs and a VRT mosaic of them (tools/shards.write_vrt: what
 gdalbuildvrt writes), written by window so this process never holds it,
 and a workdir with a U-Net of random weights (6 classes, filters 8, depth 4:
 the weights do not change the memory of the predictor). Then two child
-processes run `tools.predict --stream` with the same flags: on a
-256 x 256 crop (the baseline: Python, TensorFlow, the model, one batch's
-activations) and on the VRT. Reported as JSON: each child's peak RSS
+processes run `tools.predict --stream` with the same flags: on a crop of
+2 x 2 windows (the baseline: Python, TensorFlow, the model, the activations
+of one full batch of 4 windows) and on the VRT. Reported as JSON: each child's peak RSS
 (getrusage of the children), wall time, the bound of
 core.streaming.peak_memory_bytes, and whether the large run's growth over
 the baseline stays under it.
@@ -68,16 +68,17 @@ def write_mosaic(root: str, size: int, bands: int, files: int) -> str:
     return vrt
 
 
-def write_crop(root: str, vrt: str) -> str:
+def write_crop(root: str, vrt: str, side: int) -> str:
     import rasterio
     from rasterio.windows import Window
-    path = os.path.join(root, "crop.tif")
+    path = os.path.join(root, f"crop_{side}.tif")
     with rasterio.open(vrt) as src:
-        profile = dict(driver="GTiff", height=256, width=256, count=src.count, dtype="uint8",
-                       photometric="MINISBLACK",
-                       crs=src.crs, transform=src.window_transform(Window(0, 0, 256, 256)))
+        window = Window(0, 0, side, side)
+        profile = dict(driver="GTiff", height=side, width=side, count=src.count,
+                       dtype="uint8", photometric="MINISBLACK", crs=src.crs,
+                       transform=src.window_transform(window))
         with rasterio.open(path, "w", **profile) as dst:
-            dst.write(src.read(window=Window(0, 0, 256, 256)))
+            dst.write(src.read(window=window))
     return path
 
 
@@ -142,7 +143,9 @@ def main() -> None:
 
     os.makedirs(args.root, exist_ok=True)
     vrt = write_mosaic(args.root, args.size, args.bands, args.files)
-    crop = write_crop(args.root, vrt)
+    # Two windows a side: at least 4 windows, one full batch, so the baseline
+    # holds the model's activations for a batch as the large run does.
+    crop = write_crop(args.root, vrt, min(args.size, 2 * args.window))
     model = args.model or write_model(args.root, args.bands, args.classes, args.filters,
                                       args.depth)
     with open(os.path.join(model, "config.json"), encoding="utf-8") as f:
