@@ -276,10 +276,85 @@ def merge(output_dir: str) -> list[str]:
     return written
 
 
+# What made the outputs of --output_dir (written before the first output):
+# a rerun skips complete outputs only when this matches, so outputs of
+# another model or other settings are never taken for this run's.
+RUN_RECORD = ".ortholoop-predict.json"
+# Flags that change what is predicted for an input (--stream and --block
+# change how: the streamed classes equal the in-memory ones, so shards of one
+# job may use either).
+RECORDED_FLAGS = ("model", "checkpoint", "window", "overlap", "tta", "input_bands",
+                  "input_elevation", "rescale_input", "save_probabilities",
+                  "vector", "vector_classes", "simplify", "min_area")
+
+
+def model_fingerprint(model: str) -> list:
+    """(relative path, size, mtime) of the files of a SavedModel or workdir
+    that predictions depend on: retraining or re-exporting into the same
+    folder changes it."""
+    found = []
+    saved_model = os.path.isfile(os.path.join(model, "saved_model.pb"))
+    for root, dirs, files in os.walk(model):
+        top = root == model
+        # A workdir: its config and checkpoints only (evaluations, logs and
+        # exports written into it later change nothing predicted).
+        dirs[:] = sorted(d for d in dirs if saved_model or not top or d == "checkpoints")
+        for name in sorted(files):
+            if not saved_model and top and name != "config.json":
+                continue
+            path = os.path.join(root, name)
+            stat = os.stat(path)
+            found.append([os.path.relpath(path, model), stat.st_size, stat.st_mtime_ns])
+    return found
+
+
+def run_record() -> dict:
+    record = {name: FLAGS[name].value for name in RECORDED_FLAGS}
+    record["model"] = os.path.abspath(record["model"])
+    record["model_files"] = model_fingerprint(record["model"])
+    return json.loads(json.dumps(record))  # tuples as lists, as read back
+
+
+def claim_output_dir(output_dir: str) -> None:
+    """Records this run's settings in --output_dir, or refuses (ValueError)
+    when the outputs there were made with others (another model, a
+    retrained one, other flags): skipping them would pass them off as this
+    run's, and overwriting them would lose them."""
+    from tools import shards
+    path = os.path.join(output_dir, RUN_RECORD)
+    record = run_record()
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                earlier = json.load(f)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path} is damaged ({err}); delete it and the outputs it "
+                             "describes, or use another --output_dir") from None
+        changed = sorted(k for k in set(record) | set(earlier) if record.get(k) != earlier.get(k))
+        if changed:
+            raise ValueError(
+                f"--output_dir={output_dir} holds outputs of another run (differs in: "
+                f"{', '.join('--' + k if k in RECORDED_FLAGS else k for k in changed)}; "
+                f"see {path}); use another --output_dir, or delete those outputs and {RUN_RECORD}")
+        return
+    with shards.atomic(path) as part, open(part, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+
+
 def pending(paths: list, output_dir: str, class_names: list) -> list:
     """The inputs whose outputs are not all there (the others are logged as
-    skipped: a rerun resumes a killed job)."""
+    skipped: a rerun resumes a killed job). Complete outputs are only
+    skipped when the run record says this run's settings made them; outputs
+    of an earlier ortholoop without a record are refused like another run's."""
     from tools import shards
+    if not os.path.isfile(os.path.join(output_dir, RUN_RECORD)):
+        made = [path for path in paths if any(os.path.isfile(p) for p in outputs(
+            os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0]), class_names))]
+        if made:
+            raise ValueError(f"--output_dir={output_dir} already holds outputs for "
+                             f"{os.path.basename(made[0])} (and {len(made) - 1} more) of an "
+                             "unrecorded run; use another --output_dir, or delete them")
+    claim_output_dir(output_dir)
     todo = []
     for path in paths:
         out = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])

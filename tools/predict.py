@@ -221,7 +221,10 @@ def main(argv):
     except ValueError as err:
         raise SystemExit(f"tools.predict: {err}") from None
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    paths = maps_out.pending(paths, FLAGS.output_dir, info["class_names"])
+    try:
+        paths = maps_out.pending(paths, FLAGS.output_dir, info["class_names"])
+    except ValueError as err:
+        raise SystemExit(f"tools.predict: {err}") from None
     logging.info("%d tile(s), window %d, overlap %.2f, tta %s", len(paths),
                  predictor.window, predictor.overlap, predictor.tta)
 

@@ -110,7 +110,21 @@ class MapsOutTest(tf.test.TestCase):
         self.assertEqual(sorted(os.listdir(self.out)), sorted(
             ["a_classes.tif", "a_probabilities.tif", "a.gpkg", "c_classes.tif",
              "c_probabilities.tif", "c.gpkg", "b_classes.tif", "b_colour.png",
-             "b_probabilities.tif", "b.gpkg", "mosaic_classes.vrt", "mosaic.gpkg"]))
+             "b_probabilities.tif", "b.gpkg", "mosaic_classes.vrt", "mosaic.gpkg",
+             ".ortholoop-predict.json"]))
+
+    def test_outputs_of_other_settings_are_neither_skipped_nor_overwritten(self):
+        before = {name: os.path.getmtime(os.path.join(self.out, name))
+                  for name in os.listdir(self.out)}
+        other = run_predict(f"--model={self.workdir}", f"--input={self.inputs}",
+                            f"--output_dir={self.out}", *COMMON, "--overlap=0.5")
+        self.assertEqual(other.returncode, 1, other.stderr[-3000:])
+        self.assertRegex(other.stderr.strip().splitlines()[-1],
+                         r"^tools\.predict: --output_dir=.* holds outputs of another run "
+                         r"\(differs in: --overlap; see .*\.ortholoop-predict\.json\)")
+        self.assertNotIn("Traceback", other.stderr)
+        self.assertEqual(before, {name: os.path.getmtime(os.path.join(self.out, name))
+                                  for name in os.listdir(self.out)})
 
     def test_outputs_equal_the_in_process_prediction(self):
         for name, (classes, probs) in self.want.items():
