@@ -19,6 +19,12 @@ def _positive(name: str, value: int) -> int:
     return int(value)
 
 
+def _padding(value: str) -> str:
+    if value not in ("SAME", "VALID"):
+        raise ValueError(f"padding must be 'SAME' or 'VALID'; got {value!r}")
+    return value
+
+
 class Conv2D(Module):
     """2-D convolution, NHWC, He-normal kernel, optional bias.
 
@@ -45,9 +51,7 @@ class Conv2D(Module):
         self.dilation = _positive("dilation", dilation)
         if self.stride > 1 and self.dilation > 1:
             raise ValueError("Conv2D: stride and dilation cannot both exceed 1")
-        if padding not in ("SAME", "VALID"):
-            raise ValueError(f"padding must be 'SAME' or 'VALID'; got {padding!r}")
-        self.padding = padding
+        self.padding = _padding(padding)
         self.use_bias = bool(use_bias)
 
     @once
@@ -177,9 +181,7 @@ class DepthwiseConv2D(Module):
         super().__init__(policy=policy, name=name)
         self.kernel_size = _positive("kernel_size", kernel_size)
         self.stride = _positive("stride", stride)
-        if padding not in ("SAME", "VALID"):
-            raise ValueError(f"padding must be 'SAME' or 'VALID'; got {padding!r}")
-        self.padding = padding
+        self.padding = _padding(padding)
         self.use_bias = bool(use_bias)
 
     @once
