@@ -29,7 +29,7 @@ from absl.testing import parameterized
 from core import export
 from core.data import geotiff
 from tests.store_v2 import write_store
-from tests.helpers import make_workdir, run_tool
+from tests.helpers import make_workdir, run_tool, tree_state
 from train_loop.workdir import load_model
 from train_loop.workdir_lock import lock_workdir
 
@@ -153,16 +153,6 @@ def tearDownModule():  # pylint: disable=invalid-name
     shutil.rmtree(F["root"], ignore_errors=True)
 
 
-def _tree_hashes(folder):
-    out = {}
-    for dirpath, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
 # --- checks some cases add ---
 
 def _no_workdir_written(test, out):
@@ -180,13 +170,14 @@ def _nulls_in_reports(test, out):
 
 
 def _only_c_predicted(test, out):
-    test.assertEqual(sorted(os.listdir(out)), ["c_classes.tif", "c_colour.png"])
+    test.assertEqual(sorted(os.listdir(out)),
+                     [".ortholoop-predict.json", "c_classes.tif", "c_colour.png"])
 
 
 def _rerun_predicts_only_the_tile(test, out):
     del out  # the outputs went to the input folder
     test.assertEqual(sorted(os.listdir(F["rerun"])), [
-        "a.tif", "a_classes.tif", "a_colour.png", "old_classes.tif", "old_colour.png"])
+        ".ortholoop-predict.json", "a.tif", "a_classes.tif", "a_colour.png", "old_classes.tif", "old_colour.png"])
     with open(os.path.join(F["rerun"], "a.tif"), "rb") as f:
         test.assertEqual(hashlib.sha256(f.read()).hexdigest(), F["rerun_hash"])
     classes = iio.imread(os.path.join(F["rerun"], "a_classes.tif"))
@@ -331,7 +322,7 @@ class BadInputsTest(tf.test.TestCase, parameterized.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        before = _tree_hashes(F["user"])
+        before = tree_state(F["user"])
         locked = os.path.join(F["root"], "locked")
         values = {**F, "locked": locked, "pid": os.getpid(), "host": socket.gethostname()}
         cls.values, commands = {}, {}
@@ -346,7 +337,7 @@ class BadInputsTest(tf.test.TestCase, parameterized.TestCase):
                 done = {k: pool.submit(run_tool, tool, *args)
                         for k, (tool, args) in commands.items()}
                 cls.runs = {k: f.result() for k, f in done.items()}
-        cls.changed = sorted(set(_tree_hashes(F["user"]).items()) ^ set(before.items()))
+        cls.changed = sorted(set(tree_state(F["user"]).items()) ^ set(before.items()))
 
     @parameterized.named_parameters((c.name, c) for c in CASES)
     def test_case(self, case):
