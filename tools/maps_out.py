@@ -315,14 +315,24 @@ def run_record() -> dict:
     return json.loads(json.dumps(record))  # tuples as lists, as read back
 
 
-def claim_output_dir(output_dir: str) -> None:
+def output_prefix(output_dir: str, path: str) -> str:
+    """`<output_dir>/<stem of path>`: what every output of `path` starts with."""
+    return os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
+
+
+def claim_output_dir(output_dir: str, made: list) -> None:
     """Records this run's settings in --output_dir, or refuses (ValueError)
     when the outputs there were made with others (another model, a
-    retrained one, other flags): skipping them would pass them off as this
-    run's, and overwriting them would lose them."""
+    retrained one, other flags; `made`, the inputs with outputs there, under
+    no record: an earlier ortholoop's): skipping them would pass them off as
+    this run's, and overwriting them would lose them."""
     from tools import shards
     path = os.path.join(output_dir, RUN_RECORD)
     record = run_record()
+    if not os.path.isfile(path) and made:
+        raise ValueError(f"--output_dir={output_dir} already holds outputs for "
+                         f"{os.path.basename(made[0])} (and {len(made) - 1} more) of an "
+                         "unrecorded run; use another --output_dir, or delete them")
     if os.path.isfile(path):
         try:
             with open(path, encoding="utf-8") as f:
@@ -344,21 +354,14 @@ def claim_output_dir(output_dir: str) -> None:
 def pending(paths: list, output_dir: str, class_names: list) -> list:
     """The inputs whose outputs are not all there (the others are logged as
     skipped: a rerun resumes a killed job). Complete outputs are only
-    skipped when the run record says this run's settings made them; outputs
-    of an earlier ortholoop without a record are refused like another run's."""
+    skipped when the run record says this run's settings made them."""
     from tools import shards
-    if not os.path.isfile(os.path.join(output_dir, RUN_RECORD)):
-        made = [path for path in paths if any(os.path.isfile(p) for p in outputs(
-            os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0]), class_names))]
-        if made:
-            raise ValueError(f"--output_dir={output_dir} already holds outputs for "
-                             f"{os.path.basename(made[0])} (and {len(made) - 1} more) of an "
-                             "unrecorded run; use another --output_dir, or delete them")
-    claim_output_dir(output_dir)
+    expected = {path: outputs(output_prefix(output_dir, path), class_names) for path in paths}
+    claim_output_dir(output_dir, [path for path in paths
+                                  if any(os.path.isfile(p) for p in expected[path])])
     todo = []
     for path in paths:
-        out = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
-        if shards.complete(outputs(out, class_names)):
+        if shards.complete(expected[path]):
             logging.info("%s: outputs in %s exist, skipped", path, output_dir)
         else:
             todo.append(path)

@@ -235,15 +235,14 @@ def main(argv):
         progress = maps_out.ShardProgress(maps_out.count_windows(paths, streamer),
                                           f"shard {shard + 1}/{num_shards}")
     for index, path in enumerate(paths):
-        stem = os.path.splitext(os.path.basename(path))[0]
+        out = maps_out.output_prefix(FLAGS.output_dir, path)
         if FLAGS.stream:
             try:
                 summary = maps_out.predict_streamed(
-                    path, os.path.join(FLAGS.output_dir, stem), streamer, info, progress,
+                    path, out, streamer, info, progress,
                     training_values,
                     lambda p: elevation_source(p, FLAGS.input_elevation, len(paths)))
-                logging.info("%s -> %s/%s_classes.tif; %s", path, FLAGS.output_dir, stem,
-                             summary)
+                logging.info("%s -> %s_classes.tif; %s", path, out, summary)
             except ValueError as err:  # unreadable, wrong bands, ...
                 logging.error("SKIPPED %s", err)
                 failed.append(path)
@@ -263,7 +262,6 @@ def main(argv):
             classes[~valid] = labels.IGNORE_INDEX
         if geo is not None:  # the input's nodata means nothing for class ids
             geo = dataclasses.replace(geo, nodata=None)
-        out = os.path.join(FLAGS.output_dir, stem)
         # Each output under a temporary name, then moved: existing = complete.
         classes_suffix, colour_suffix, probabilities_suffix = OUTPUT_SUFFIXES
         with shards.atomic(out + classes_suffix) as part:
