@@ -45,20 +45,33 @@ IN_CHANNELS = 3
 
 
 # --- the Keras baseline: same widths, blocks and layer order as layers.UNet --
+def keras_conv_bn(x, f: int, k: int, dtype: str, act: bool = True):
+    """Keras twin of layers.blocks.ConvBNAct (no conv bias, BN eps 1e-3)."""
+    L = tf.keras.layers
+    x = L.Conv2D(f, k, padding="same", use_bias=False, dtype=dtype,
+                 kernel_initializer="he_normal")(x)
+    x = L.BatchNormalization(momentum=0.99, epsilon=1e-3, dtype=dtype)(x)
+    return L.ReLU(dtype=dtype)(x) if act else x
+
+
+def keras_residual(x, f: int, dtype: str):
+    """Keras twin of layers.blocks.ResidualBlock (1x1 conv-BN projection
+    when the channel count changes)."""
+    L = tf.keras.layers
+    shortcut = keras_conv_bn(x, f, 1, dtype, act=False) if x.shape[-1] != f else x
+    y = keras_conv_bn(keras_conv_bn(x, f, 3, dtype), f, 3, dtype, act=False)
+    return L.ReLU(dtype=dtype)(L.Add(dtype=dtype)([y, shortcut]))
+
+
 def keras_unet(size: int, filters: int, depth: int, dtype: str):
     keras = tf.keras
     L = keras.layers
 
     def conv_bn(x, f, k, act=True):
-        x = L.Conv2D(f, k, padding="same", use_bias=False, dtype=dtype,
-                     kernel_initializer="he_normal")(x)
-        x = L.BatchNormalization(momentum=0.99, epsilon=1e-3, dtype=dtype)(x)
-        return L.ReLU(dtype=dtype)(x) if act else x
+        return keras_conv_bn(x, f, k, dtype, act)
 
     def residual(x, f):
-        shortcut = conv_bn(x, f, 1, act=False) if x.shape[-1] != f else x
-        y = conv_bn(conv_bn(x, f, 3), f, 3, act=False)
-        return L.ReLU(dtype=dtype)(L.Add(dtype=dtype)([y, shortcut]))
+        return keras_residual(x, f, dtype)
 
     inputs = keras.Input([size, size, IN_CHANNELS])
     x = L.Normalization(mean=[0.0] * IN_CHANNELS, variance=[1.0] * IN_CHANNELS,
