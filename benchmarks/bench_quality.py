@@ -32,6 +32,9 @@ images) is cheap enough to score four times on a shared 2-core CPU.
    like the Keras peer (`best` would pick by mIoU on the held-out areas'
    patches), hence `--eval_every=N`: the per-epoch validation only chooses
    `best` and would add minutes of held-out passes to the training time.
+   `--eval_each_epoch` keeps tools.train's per-epoch evaluations instead, to
+   measure the batch-norm recompute at each (the weights are the same: the
+   recompute and validation draw their own streams).
 3. keras, the talk's way: `benchmarks.bench_unet.keras_unet` (the same
    widths, residual blocks and conv center; Keras' BatchNormalization
    defaults) behind a Normalization layer with the store's mean/std and a
@@ -203,7 +206,8 @@ def train_ours(args, store: Path, steps: int, extra: tuple[str, ...] = ()) -> di
     root.mkdir(parents=True)
     cmd = ([sys.executable, "-m", "tools.train", *data_flags(args, store)[:1],
             f"--train_steps={steps}", *data_flags(args, store)[1:],
-            f"--eval_every={steps}", f"--workdir_root={root}", *extra])
+            f"--eval_every={0 if args.eval_each_epoch else steps}", f"--workdir_root={root}",
+            *extra])
     wall, text = run(cmd, root / "train.log")
     workdirs = [Path(p).parent for p in glob.glob(str(root / "*" / "config.json"))]
     if len(workdirs) != 1:
@@ -359,6 +363,10 @@ def parse_args():
     p.add_argument("--train_flags", default="",
                    help='extra tools.train flags for ours; ";" separates the sets of a sweep '
                         '("" or "-": the defaults), e.g. "--max_lr=0.2;--loss=ce+jaccard"')
+    p.add_argument("--eval_each_epoch", action="store_true",
+                   help="ours evaluates once per epoch (tools.train's default --eval_every=0) "
+                        "instead of once at the end: measures the batch-norm recompute's cost "
+                        "at every evaluation; the weights trained are the same")
     p.add_argument("--out", default="benchmarks/quality")
     args = p.parse_args()
     absolute = lambda v: Path(v) if os.path.isabs(v) else ROOT / v  # noqa: E731

@@ -4,6 +4,7 @@ validation set, written to TensorBoard with a few images.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Callable, Sequence
 
@@ -14,6 +15,10 @@ from core import metrics as metrics_lib
 from core.data import labels as labels_lib
 from train_loop import bn_recompute, distribute
 from train_loop import steps as steps_lib
+
+# The recompute batches are kept in memory up to this size (20 batches of
+# 8 x 256 x 256 x 5 float32 are 210 MB).
+RECOMPUTE_CACHE_BYTES = 512 * 2**20
 
 
 def display_rgb(images: tf.Tensor, rgb_channels: Sequence[int]) -> tf.Tensor:
@@ -53,6 +58,7 @@ class Evaluator:
         self.rgb_channels, self.exclude = list(rgb_channels), tuple(exclude_from_means)
         self.summary_batch, self.summary_images = summary_batch, summary_images
         self.bn_dataset_fn, self.bn_batches, self.bn_seconds = bn_dataset_fn, bn_batches, 0.0
+        self._bn_cache, self._bn_cacheable = None, True
         multi_worker = distribute.num_workers(strategy) > 1
         with (tf.init_scope() if multi_worker else strategy.scope()):
             self.confusion = metrics_lib.ConfusionMatrix(len(self.class_names))
@@ -73,21 +79,45 @@ class Evaluator:
 
     def recompute_statistics(self, step: int) -> None:
         """Exact batch-norm statistics for the current weights."""
-        # A fresh dataset at every recompute, not a new iterator of one: a
-        # seeded shuffle reshuffles for each new iterator of one dataset
-        # object, so the batches would depend on how many recomputes this
-        # process has run, and a resumed run would see other batches than an
-        # uninterrupted one. `take` ends it after the batches it needs so
-        # that no input work outlives it.
         tic = time.perf_counter()
-        batches = iter(self.strategy.distribute_datasets_from_function(
-            lambda ctx: self.bn_dataset_fn(ctx).take(self.bn_batches)))
-        done = bn_recompute.recompute_batch_norm(self.model, batches, self.bn_batches,
-                                                 self.strategy)
+        done = bn_recompute.recompute_batch_norm(self.model, self._recompute_batches(),
+                                                 self.bn_batches, self.strategy)
         seconds = time.perf_counter() - tic
         self.bn_seconds += seconds
         self.log(f"step {step}: batch-norm statistics re-estimated on {done['batches']} "
                  f"batches ({done['layers']} layers, {seconds:.1f} s)")
+
+    def _recompute_batches(self):
+        """The same `bn_batches` batches at every recompute: kept in memory
+        after the first when they fit in `RECOMPUTE_CACHE_BYTES`, else drawn
+        again from a fresh dataset.
+
+        A fresh dataset, not a new iterator of one: a seeded shuffle
+        reshuffles for each new iterator of one dataset object, so the batches
+        would depend on how many recomputes this process has run, and a
+        resumed run would see other batches than an uninterrupted one. Kept
+        in memory because refilling the pipeline's shuffle buffer cost about
+        as much as the forward passes; `take` ends the stream after the
+        batches it needs so that no input work outlives it.
+        """
+        if self._bn_cache is not None:
+            return self._bn_cache
+        batches = iter(self.strategy.distribute_datasets_from_function(
+            lambda ctx: self.bn_dataset_fn(ctx).take(self.bn_batches)))
+        if not self._bn_cacheable:
+            return batches
+        kept, size = [], 0
+        for batch in batches:
+            kept.append(batch)
+            size += sum(int(t.shape.num_elements()) * t.dtype.size
+                        for t in tf.nest.flatten(batch, expand_composites=True))
+            if size > RECOMPUTE_CACHE_BYTES:
+                # Too big to keep: this recompute uses what was drawn plus the
+                # rest of the stream, later ones draw afresh.
+                self._bn_cacheable = False
+                return itertools.chain(kept, batches)
+        self._bn_cache = kept
+        return kept
 
     def __call__(self, step: int) -> dict:
         if self.bn_batches > 0:

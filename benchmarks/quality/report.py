@@ -131,8 +131,13 @@ def bn_cell(row: dict) -> str:
     bn = row.get("bn_recompute")
     if not bn:
         return "-"
-    return (f"{bn['batches']} b, {bn['seconds']:.1f} s = {100 * bn['epoch_share']:.1f} % "
+    text = (f"{bn['batches']} b, {bn['seconds']:.1f} s = {100 * bn['epoch_share']:.1f} % "
             f"of {bn['steps_per_epoch']} steps")
+    if bn.get("later_seconds"):  # traced, and its batches kept in memory, by the first
+        later = bn["later_seconds"]
+        text += (f"; later {len(later)}: mean {sum(later) / len(later):.1f} s = "
+                 f"{100 * bn['later_epoch_share']:.1f} %")
+    return text
 
 
 def sweep_table(rows: dict, class_names: list) -> str:

@@ -50,7 +50,7 @@ class RecomputeCostTest(unittest.TestCase):
         self.assertEqual(cost["later_seconds"], [9.0])
         self.assertAlmostEqual(cost["later_epoch_share"], 9.0 / 250.0)
         self.assertEqual(report.bn_cell({"bn_recompute": cost}),
-                         "20 b, 15.0 s = 6.0 % of 100 steps")
+                         "20 b, 15.0 s = 6.0 % of 100 steps; later 1: mean 9.0 s = 3.6 %")
         self.assertIsNone(bench_quality.recompute_cost(log.splitlines()[0], 2.5))
 
 

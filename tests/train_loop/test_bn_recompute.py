@@ -12,6 +12,7 @@ import tensorflow as tf
 from layers import UNet
 from layers.norm import BatchNorm
 from train_loop import controller, recompute_batch_norm, workdir as workdir_lib
+from train_loop import evaluator as evaluator_lib
 from train_loop.bn_recompute import batch_norm_layers
 from train_loop.config import BatchNormConfig, LoopConfig, ModelConfig, TrainConfig
 from tests.distribute import two_replica_strategy
@@ -180,6 +181,12 @@ def _dataset(seed, count=None):
 class TrainerTest(tf.test.TestCase):
 
     def _run(self, workdir, recompute_batches):
+        self.bn_datasets_built = 0
+
+        def bn_dataset_fn(ctx):
+            self.bn_datasets_built += 1
+            return _dataset(7)
+
         config = TrainConfig(
             model=ModelConfig(filters=4, depth=3),
             loop=LoopConfig(train_steps=4, steps_per_loop=2, eval_every=2, checkpoint_every=2),
@@ -188,7 +195,7 @@ class TrainerTest(tf.test.TestCase):
         summary = controller.train(
             config, workdir=workdir, model_fn=lambda: build(seed=2),
             train_dataset_fn=lambda ctx: _dataset(0), eval_dataset_fn=lambda ctx: _dataset(1, 4),
-            bn_dataset_fn=lambda ctx: _dataset(7), class_names=["a", "b", "c"],
+            bn_dataset_fn=bn_dataset_fn, class_names=["a", "b", "c"],
             palette=[[0, 0, 0], [255, 0, 0], [0, 255, 0]], log=lines.append)
         return summary, lines
 
@@ -197,6 +204,18 @@ class TrainerTest(tf.test.TestCase):
         summary, lines = self._run(workdir, recompute_batches=2)
         self.assertLen([l for l in lines if "batch-norm statistics re-estimated on 2" in l], 2)
         self.assertGreater(summary["bn_recompute_seconds"], 0.0)
+        # Two recomputes, one pipeline: the batches were kept in memory.
+        self.assertEqual(self.bn_datasets_built, 1)
+        self._check_recomputed_checkpoints(workdir)
+
+    def test_batches_too_big_to_keep_are_drawn_again_with_the_same_result(self):
+        workdir = os.path.join(self.get_temp_dir(), "nocache")
+        with mock.patch.object(evaluator_lib, "RECOMPUTE_CACHE_BYTES", 1):
+            self._run(workdir, recompute_batches=2)
+        self.assertEqual(self.bn_datasets_built, 2)
+        self._check_recomputed_checkpoints(workdir)
+
+    def _check_recomputed_checkpoints(self, workdir):
         for which in ("latest", "best"):
             path = tf.train.latest_checkpoint(workdir_lib.checkpoint_dir(workdir, which))
             saved = build(seed=9)
