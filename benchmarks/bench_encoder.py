@@ -49,7 +49,6 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.bench_unet import keras_conv_bn, keras_residual, print_conv_ceiling  # noqa: E402
 from core import precision  # noqa: E402
 from layers import count_parameters  # noqa: E402
-from layers.resnet import ResNet50  # noqa: E402
 from train_loop import build, steps as steps_lib  # noqa: E402
 from train_loop.config import LoopConfig, ModelConfig, TrainConfig, to_dict  # noqa: E402
 
@@ -226,10 +225,11 @@ def main() -> None:
         kt, ktotal, biases = values
         print(f"parameters: {system}: {kt:,} trainable / {ktotal:,} total; Keras - ours = "
               f"{kt - ours_t:+,} trainable, {ktotal - ours_t - ours_nt:+,} total")
+        exact = (kt - ours_t, ktotal - ours_t - ours_nt) == (biases, biases - 2 * IN_CHANNELS)
         print(f"  explained: {biases:,} biases of ResNet-50's convolutions before a batch "
               f"norm (ours has none, folded into moving_mean on import), and ours' "
               f"{2 * IN_CHANNELS} input mean/std variables (Keras' Normalization keeps "
-              f"constants): {'exact' if (kt - ours_t, ktotal - ours_t - ours_nt) == (biases, biases - 2 * IN_CHANNELS) else 'DOES NOT ADD UP'}")
+              f"constants): {'exact' if exact else 'DOES NOT ADD UP'}")
         break
 
     med = {key: (statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts))
