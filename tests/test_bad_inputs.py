@@ -208,6 +208,15 @@ CASES = [
     Case("train_momentum_out_of_range", "train",
          ["--data_dir={store}", "--workdir_root={out}", *TRAIN, "--momentum=1.5"], 1,
          r"flag --momentum=1\.5: --momentum must be in \[0, 1\)", _no_workdir_written),
+    Case("train_max_lr_not_a_number", "train",
+         ["--data_dir={store}", "--workdir_root={out}", *TRAIN, "--max_lr=fast"], 1,
+         r"flag --max_lr=fast: --max_lr must be a positive number or 'auto' \(the LR range "
+         r"test's suggestion\), e\.g\. --max_lr=0\.2$", _no_workdir_written),
+    Case("train_max_lr_auto_multi_worker", "train",
+         ["--data_dir={store}", "--workdir_root={out}", *TRAIN, "--max_lr=auto",
+          "--strategy=multi_worker"], 1,
+         r"--max_lr=auto runs the LR range test in one process before training: with "
+         r"--strategy=multi_worker each worker would sweep on its own", _no_workdir_written),
     Case("evaluate_unknown_tta", "evaluate",
          ["--model={export}", "--data_dir={store}", "--output_dir={out}", "--tta=d8"], 1,
          r"flag --tta=d8: unknown test-time augmentation 'd8'; expected one of "

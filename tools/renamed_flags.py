@@ -19,6 +19,9 @@ RENAMED = {
     "predict": {"batch_size": "windows_per_call", "bands": "input_bands",
                 "elevation": "input_elevation"},
     "export": {"batch_size": "windows_per_call", "workdir": "model"},
+    # The range test's flags, shared with tools.train --max_lr=auto (tools/sweep_flags.py).
+    "lr_find": {"num_steps": "sweep_steps", "smoothing": "sweep_smoothing",
+                "divergence": "sweep_divergence", "suggestion": "sweep_suggestion"},
     "prepare": {"dataset": "prepare_dataset", "src": "prepare_src", "dst": "data_dir",
                 "label_spec": "classes", "nodata": "elevation_nodata"},
 }
@@ -34,6 +37,8 @@ WHY = {
     "workdir": "--model is the experiment folder in every binary that loads one",
     "min_lr": "--min_lr is tools.train's plateau floor (the flag file's)",
     "max_lr": "--max_lr is tools.train's peak learning rate (the flag file's)",
+    **{old: "the LR range test's flags start with sweep_, shared with tools.train "
+            "--max_lr=auto" for old in ("num_steps", "smoothing", "divergence", "suggestion")},
 }
 
 

@@ -6,7 +6,8 @@ r"""Trains a U-Net on prepared tiles; rerunning the same command resumes.
 Flags: data (--data_dir, --bands, --elevation, --patch_size, --batch_size,
 --cache, --aug_*) in tools/data_flags.py, shared with tools.time_pipeline;
 model, loss, optimizer, schedule, precision and loop flags in
-tools/train_flags.py, shared with tools.lr_find. `--helpfull` lists them.
+tools/train_flags.py, shared with tools.lr_find, as are the --sweep_* flags
+of --max_lr=auto (tools/sweep_flags.py). `--helpfull` lists them.
 """
 import dataclasses
 
@@ -18,12 +19,24 @@ FLAGS = flags.FLAGS
 BN_SEED_OFFSET = 1000  # the batch-norm recompute stream: --seed + this
 
 
+@flags.multi_flags_validator(
+    ["max_lr", "strategy"],
+    message="--max_lr=auto runs the LR range test in one process before training: with "
+            "--strategy=multi_worker each worker would sweep on its own (and could choose "
+            "another rate), with tpu it would run on the host's CPU; run tools.lr_find and "
+            "pass its suggestion as --max_lr")
+def _auto_lr_is_local(values):
+    return values["max_lr"] != train_flags.AUTO or values["strategy"] not in (
+        "multi_worker", "tpu")
+
+
 def main(argv):
     del argv
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from core.data import pipeline  # pylint: disable=import-outside-toplevel
     from layers import count_parameters  # pylint: disable=import-outside-toplevel
     from train_loop import build, controller, distribute  # pylint: disable=import-outside-toplevel
+    from train_loop import lr_finder  # pylint: disable=import-outside-toplevel
     from train_loop import workdir_lock  # pylint: disable=import-outside-toplevel
     from train_loop import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
 
@@ -64,8 +77,19 @@ def main(argv):
         workdir_lib.check_writable(workdir, workdir_lib.estimate_run_bytes(
             sum(count_parameters(probe)), config.loop.keep_checkpoints,
             pipe_cfg.shuffle_buffer, pipe_cfg.patch_size, info["in_channels"]))
+        # --max_lr=auto: the LR range test on a fresh model seeded as the one
+        # below (default strategy, uncached pipeline: a cache reads the whole
+        # split before its first batch), or the value a resumed run recorded.
+        tf.random.set_seed(FLAGS.seed)
+        config = lr_finder.auto_max_lr(
+            config, model_fn=lambda cfg=config, rc=run_config: build.make_model(rc, cfg),
+            batches_fn=lambda: iter(pipeline.train_dataset(
+                dataclasses.replace(pipe_cfg, cache="none"))),
+            recorded=(workdir_lib.read_config(workdir).get("train") or {}).get("optim")
+            if existing else None, log=logging.info)
+        run_config = build.run_config(config, info, pipe_cfg, setup.name)
         workdir_lib.write_config(workdir, run_config, flags_text=FLAGS.flags_into_string())
-    except workdir_lib.WorkdirError as err:
+    except ValueError as err:  # WorkdirError, or a sweep without one finite loss
         raise app.UsageError(str(err)) from err
     logging.info("%s run in %s (%d steps, %d per epoch, precision %s)",
                  "resuming" if existing else "new", workdir, config.loop.train_steps,

@@ -1,6 +1,7 @@
 """Model, loss, optimizer, schedule, precision and loop flags of tools.train
-(tools.lr_find reads the same ones), their cross-flag rules, and the one
-place they become a frozen `TrainConfig`.
+(tools.lr_find reads the same ones; the LR range test's --sweep_* flags are
+tools/sweep_flags.py's), their cross-flag rules, and the one place they
+become a frozen `TrainConfig`.
 """
 import dataclasses
 
@@ -8,6 +9,7 @@ from absl import flags
 
 from tools import data_flags  # noqa: F401  (data flags: --patch_size, --seed, ...)
 from tools import encoder_flags  # noqa: F401  (--encoder)
+from tools import sweep_flags  # (--sweep_*: the LR range test of lr_find and --max_lr=auto)
 from train_loop.config import (BatchNormConfig, EncoderConfig, LoopConfig, ModelConfig,
                                OptimConfig, TrainConfig)
 
@@ -51,8 +53,34 @@ flags.DEFINE_boolean("lovasz_per_image", _T.lovasz_per_image, "Lovasz loss per i
                      "over the batch's images (Berman's per_image=True), instead of over the "
                      "batch.")
 # --- optimizer and schedule ---
-flags.DEFINE_float("max_lr", _O.max_lr,
-                   "Peak (one_cycle) or initial (plateau, constant) learning rate.")
+AUTO = "auto"
+
+
+class _LearningRateOrAuto(flags.ArgumentParser):
+    """--max_lr: a positive float, or "auto" (the LR range test chooses it)."""
+
+    def parse(self, argument):
+        if isinstance(argument, str) and argument.strip().lower() == AUTO:
+            return AUTO
+        try:
+            value = float(argument)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not 0 < value < float("inf"):
+            raise ValueError("--max_lr must be a positive number or 'auto' (the LR range "
+                             "test's suggestion), e.g. --max_lr=0.2")
+        return value
+
+    def flag_type(self):
+        return "float or 'auto'"
+
+
+flags.DEFINE(_LearningRateOrAuto(), "max_lr", _O.max_lr,
+             "Peak (one_cycle) or initial (plateau, constant) learning rate; 'auto': the "
+             "suggestion of an LR range test run before training on a fresh model with the "
+             "run's data, loss and optimizer (the --sweep_* flags, as tools.lr_find), recorded "
+             "in config.json and kept when the run resumes.",
+             serializer=flags.ArgumentSerializer())
 flags.DEFINE_enum("optimizer", _O.optimizer, ["sgd", "adamw"], "sgd: SGD with momentum (Keras' "
                   "formulation); adamw: torch.optim.AdamW's rule.")
 flags.DEFINE_float("momentum", _O.momentum, "SGD momentum, or AdamW's beta_1 (one_cycle cycles it "
@@ -111,7 +139,6 @@ FLAGS = flags.FLAGS
 
 flags.register_validator("steps_per_loop", lambda v: v >= 1, "--steps_per_loop must be >= 1")
 flags.register_validator("pct_start", lambda v: 0.0 < v < 1.0, "--pct_start must be in (0, 1)")
-flags.register_validator("max_lr", lambda v: v > 0, "--max_lr must be > 0")
 flags.register_validator("adam_beta_2", lambda v: 0 <= v < 1, "--adam_beta_2 must be in [0, 1)")
 flags.register_validator("adam_epsilon", lambda v: v >= 0, "--adam_epsilon must be >= 0")
 flags.register_validator("weight_decay", lambda v: v is None or v >= 0,
@@ -267,7 +294,9 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
         loss=f.loss, class_weights=weights, focal_gamma=f.focal_gamma, focal_alpha=alpha,
         lovasz_per_image=f.lovasz_per_image,
         optim=OptimConfig(
-            max_lr=f.max_lr, momentum=f.momentum, nesterov=f.nesterov,
+            max_lr=None if f.max_lr == AUTO else f.max_lr,
+            max_lr_auto=sweep_flags.sweep_config_from_flags(f) if f.max_lr == AUTO else None,
+            momentum=f.momentum, nesterov=f.nesterov,
             weight_decay=f.weight_decay, clip_norm=f.clip_norm, schedule=f.schedule,
             optimizer=f.optimizer, adam_beta_2=f.adam_beta_2, adam_epsilon=f.adam_epsilon,
             pct_start=f.pct_start, div_factor=f.div_factor, final_div_factor=f.final_div_factor,

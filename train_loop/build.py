@@ -1,7 +1,9 @@
 """The trainer's parts from its config, assembled in one place: the model,
 the loss, the optimizer, the learning-rate schedule and the monitors
-(plateau, early stopping). `controller.train` and `tools.lr_find` both build
-from here, so a range test sweeps the model and loss that training will use.
+(plateau, early stopping). `controller.train`, `tools.lr_find` and
+tools.train's --max_lr=auto (`lr_finder.sweep_config`) all build from here,
+variables and encoder group included (`build_variables`), so a range test
+sweeps the model, loss and update that training will use.
 """
 from __future__ import annotations
 
@@ -42,6 +44,9 @@ def make_loss(config: TrainConfig) -> Callable:
 def make_optimizer(config: TrainConfig, learning_rate: Optional[float] = None):
     """The optimizer of config.optim, at `learning_rate` (default: max_lr)."""
     o = config.optim
+    if learning_rate is None and o.max_lr is None:
+        raise ValueError("config.optim.max_lr is not chosen yet (--max_lr=auto): resolve it "
+                         "with train_loop.lr_finder.auto_max_lr before building the optimizer")
     return optim.make_optimizer(
         o.optimizer, o.max_lr if learning_rate is None else learning_rate,
         momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
@@ -58,6 +63,19 @@ def add_encoder_group(optimizer, model, config: TrainConfig) -> None:
                             lr_multiplier=config.encoder.lr_multiplier,
                             freeze_steps=config.encoder.freeze_steps,
                             frozen_flag=model.encoder_frozen)
+
+
+def build_variables(model, optimizer, config: TrainConfig, images) -> None:
+    """Creates everything a restore or a sweep expects to exist: the model's
+    lazy variables (one call on `images`, [1,H,W,C], with training=False so
+    batch-norm statistics stay as they are), the optimizer's slots, and the
+    pretrained encoder's parameter group (`add_encoder_group`: its lr
+    multiplier and frozen first steps). Call once, under the strategy scope
+    if any, before restoring a checkpoint or running a sweep; training and
+    the LR range test then run the same update."""
+    model(images, training=False)
+    optimizer.build(model.trainable_variables)
+    add_encoder_group(optimizer, model, config)
 
 
 def make_schedule(config: TrainConfig) -> Optional[Callable]:

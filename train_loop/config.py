@@ -35,6 +35,22 @@ class EncoderConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LRSweepConfig:
+    """The LR range test (`train_loop.lr_finder.find_lr`) of tools.lr_find and
+    of tools.train --max_lr=auto: `num_steps` steps with the lr growing
+    exponentially from `min_lr` to `max_lr`, the loss smoothed with beta
+    `smoothing`, stopping when the smoothed loss exceeds `divergence` times
+    its best (<= 1: never early), the max lr suggested by `suggestion`
+    ("steepest" or "min_div10", `lr_finder.suggest_lr`)."""
+    min_lr: float = 1e-6
+    max_lr: float = 1.0
+    num_steps: int = 100
+    smoothing: float = 0.98
+    divergence: float = 4.0
+    suggestion: str = "steepest"
+
+
+@dataclasses.dataclass(frozen=True)
 class OptimConfig:
     """The optimizer ("sgd" or "adamw", `core.optim.make_optimizer`) and its schedule.
 
@@ -47,7 +63,7 @@ class OptimConfig:
     """
     # 0.2 (was 0.1): benchmarks/quality/sweep.md, real imagery, batch 8, 150
     # steps: held-out mIoU 0.525 against 0.448 at 0.1 and 0.477 for AdamW 1e-3.
-    max_lr: float = 0.2
+    max_lr: Optional[float] = 0.2  # None: not chosen yet (max_lr_auto)
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: Optional[float] = None
@@ -68,6 +84,7 @@ class OptimConfig:
     min_lr: float = 1e-6
     early_stopping_patience: int = 0  # evaluations without improvement; 0 = off
     min_delta: float = 1e-4
+    max_lr_auto: Optional[LRSweepConfig] = None
 
     def __post_init__(self):
         # Imported here so that this module stays free of TensorFlow.
@@ -77,6 +94,9 @@ class OptimConfig:
                              f"{sorted(DEFAULT_WEIGHT_DECAY)}, got {self.optimizer!r}")
         if self.weight_decay is None:  # resolved once, so config.json records the value used
             object.__setattr__(self, "weight_decay", DEFAULT_WEIGHT_DECAY[self.optimizer])
+        if self.max_lr is None and self.max_lr_auto is None:
+            raise ValueError("OptimConfig.max_lr is None without max_lr_auto: give a "
+                             "learning rate, or the sweep that chooses one")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -125,9 +125,7 @@ def _train(config, workdir, model_fn, train_dataset_fn, eval_dataset_fn, class_n
         # Build the lazy variables and slots in cross-replica context so that
         # a restore is immediate and strategy.run never creates variables.
         sample = next(iter(eval_dataset_fn(None).take(1)))
-        model(sample["image"][:1], training=False)
-        optimizer.build(model.trainable_variables)
-        build.add_encoder_group(optimizer, model, config)
+        build.build_variables(model, optimizer, config, sample["image"][:1])
 
     # --- steps, data, evaluation ---
     loss_fn = build.make_loss(config)

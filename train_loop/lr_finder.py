@@ -19,11 +19,16 @@ quickly and is well below the rate where training breaks. When that range is
 too short (the loss never falls) it falls back to `method="min_div10"`: the
 lr of the minimum smoothed loss divided by 10 (the rule of thumb of Smith and
 of the talk's plot reading).
+
+A training config's sweep (`sweep_config`: tools.train's optimizer, encoder
+group, loss and loss scaling) is what tools.lr_find runs and what
+tools.train --max_lr=auto runs before training (`auto_max_lr`).
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import math
 import os
 import warnings
@@ -32,8 +37,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from core import schedules
+from core import precision, schedules
+from train_loop import build
 from train_loop import steps as steps_lib
+from train_loop.config import LRSweepConfig, TrainConfig
 
 SUGGESTION_METHODS = ("steepest", "min_div10")
 
@@ -240,13 +247,91 @@ def find_lr(model, loss_fn: Callable, optimizer, iterator, *, min_lr: float = 1e
 
     if not losses:
         raise ValueError("lr finder: the first step's loss was not finite; lower "
-                         "--min_lr or check the data")
+                         "the sweep's min_lr (--sweep_min_lr) or check the data")
     lrs_a, losses_a = np.asarray(lrs, np.float64), np.asarray(losses, np.float64)
     smoothed = smooth_losses(losses_a, smoothing)
     return LRFinderResult(
         lrs=lrs_a, losses=losses_a, smoothed=smoothed,
         suggested_lr=suggest_lr(lrs_a, smoothed, method=method, skip_start=skip_start),
         best_lr=float(lrs_a[int(np.argmin(smoothed))]), stopped_early=stopped)
+
+
+# --- a training config's sweep ------------------------------------------------
+def sweep_config(config: TrainConfig, model, batches, sweep: LRSweepConfig, *,
+                 log: Optional[Callable[[str], None]] = None) -> LRFinderResult:
+    """The LR range test of a training run: `find_lr` with the run's
+    optimizer (started at `sweep.min_lr`) and its pretrained encoder's
+    parameter group (`build.build_variables`, as the controller builds
+    them), the run's loss, loss scaling, gradient clipping and compile
+    setting. tools.lr_find and tools.train --max_lr=auto both run this.
+
+    Args:
+      config: the run's TrainConfig (its max_lr is not used).
+      model: a fresh model as training builds it (`build.make_model`);
+        every variable ends as it was (created ones as created).
+      batches: iterator of training batches; `sweep.num_steps` are drawn
+        at most.
+      sweep: the sweep's settings; `divergence` <= 1 never stops early.
+      log: optional callable receiving progress lines.
+    """
+    batches = iter(batches)
+    first = next(batches)
+    optimizer = build.make_optimizer(config, learning_rate=sweep.min_lr)
+    # The encoder group sets the model's frozen flag for step 0 before
+    # find_lr's snapshot: the variables the model has now are given back too.
+    existing = _state_variables(model)
+    saved = _snapshot(existing)
+    try:
+        build.build_variables(model, optimizer, config, first["image"][:1])
+        return find_lr(
+            model, build.make_loss(config), optimizer, itertools.chain([first], batches),
+            min_lr=sweep.min_lr, max_lr=sweep.max_lr, num_steps=sweep.num_steps,
+            smoothing=sweep.smoothing,
+            divergence=sweep.divergence if sweep.divergence > 1 else None,
+            method=sweep.suggestion,
+            loss_scale=precision.DynamicLossScale.for_policy(config.model.policy),
+            clip_norm=config.optim.clip_norm, jit_compile=config.loop.jit_compile, log=log)
+    finally:
+        _restore(existing, saved)
+
+
+def auto_max_lr(config: TrainConfig, *, model_fn: Callable, batches_fn: Callable,
+                recorded: Optional[dict] = None,
+                log: Callable[[str], None] = print) -> TrainConfig:
+    """Chooses `config.optim.max_lr` when it is not given (--max_lr=auto).
+
+    A run that resumes keeps the max_lr it started with, whatever chose it
+    (`recorded`, the "optim" section of its config.json): a sweep now would
+    run on a fresh model, not on the run's weights, and a changed rate
+    would break the exact resume. Otherwise the sweep of
+    `config.optim.max_lr_auto` runs (`sweep_config`) on `model_fn()`, a
+    fresh model as training builds it, and `batches_fn()`, the run's
+    training batches; its suggestion becomes max_lr, and one line is
+    logged. A config whose max_lr is set is returned as it is.
+
+    Returns:
+      the config with max_lr set; max_lr_auto is kept (the sweep recorded
+      with the value it chose), or the recorded run's.
+    """
+    o = config.optim
+    if o.max_lr is not None:
+        return config
+    if recorded is not None and recorded.get("max_lr") is not None:
+        chosen = float(recorded["max_lr"])
+        sweep = (LRSweepConfig(**recorded["max_lr_auto"]) if recorded.get("max_lr_auto")
+                 else None)
+        how = "chosen by its LR range test" if sweep else "given when it started"
+        differ = (f"; the sweep flags now differ ({dataclasses.asdict(o.max_lr_auto)}) and "
+                  f"apply to new runs only" if sweep not in (None, o.max_lr_auto) else "")
+        log(f"max_lr=auto: resuming a run whose max_lr {chosen!r} was {how}; keeping it{differ}")
+        return dataclasses.replace(config, optim=dataclasses.replace(
+            o, max_lr=chosen, max_lr_auto=sweep))
+    result = sweep_config(config, model_fn(), batches_fn(), o.max_lr_auto, log=log)
+    stop = " (stopped early: the loss diverged)" if result.stopped_early else ""
+    log(f"max_lr=auto: LR range test over {len(result.lrs)} steps from {result.lrs[0]:.3g} "
+        f"to {result.lrs[-1]:.3g}{stop} suggested {result.suggested_lr!r}")
+    return dataclasses.replace(config, optim=dataclasses.replace(
+        o, max_lr=result.suggested_lr))
 
 
 # --- writers -------------------------------------------------------------------

@@ -94,6 +94,11 @@ class FlagNamesTest(tf.test.TestCase):
         train = self.flags["train"]
         for name in ("plateau_factor", "plateau_patience", "min_lr", "max_lr", "pct_start"):
             self.assertEqual(train[name]["default"], repr(getattr(OptimConfig, name)), name)
+        from train_loop.config import LRSweepConfig  # pylint: disable=import-outside-toplevel
+        for name in ("min_lr", "max_lr", "num_steps", "smoothing", "divergence", "suggestion"):
+            flag = "sweep_steps" if name == "num_steps" else f"sweep_{name}"
+            self.assertEqual(train[flag], self.flags["lr_find"][flag])
+            self.assertEqual(train[flag]["default"], repr(getattr(LRSweepConfig, name)), flag)
 
     def test_old_names_stop_with_one_line_naming_the_new_one(self):
         flagfile = os.path.join(self.get_temp_dir(), "old.flags")
@@ -108,6 +113,7 @@ class FlagNamesTest(tf.test.TestCase):
              "tools.predict: --elevation is now --input_elevation"),
             (("lr_find", "--max_lr=1"),
              "tools.lr_find: --max_lr is now --sweep_max_lr"),
+            (("lr_find", "--num_steps=8"), "tools.lr_find: --num_steps is now --sweep_steps"),
         ]
         for args, message in cases:
             result = run_tool(*args, timeout=60)

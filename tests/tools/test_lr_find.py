@@ -41,8 +41,8 @@ class LRFindToolTest(tf.test.TestCase):
                 "--noaugment", "--shuffle_buffer=8", "--filters=4", "--depth=3",
                 "--loss=ce", "--max_lr=0.05", "--train_steps=10",
                 "--precision=float32", f"--workdir_root={root}/runs"]) + "\n")
-        run = run_tool("lr_find", f"--flagfile={flagfile}", "--num_steps=8",
-                       "--sweep_min_lr=1e-4", "--sweep_max_lr=10", "--smoothing=0.5")
+        run = run_tool("lr_find", f"--flagfile={flagfile}", "--sweep_steps=8",
+                       "--sweep_min_lr=1e-4", "--sweep_max_lr=10", "--sweep_smoothing=0.5")
         self.assertEqual(run.returncode, 0, run.stderr[-3000:])
 
         # Default output folder: WORKDIR_ROOT/lr_find-<experiment name>.
