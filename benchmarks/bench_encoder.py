@@ -82,9 +82,7 @@ def build_ours(dtype: str, classes: int, images, labels, batch: int):
     optimizer = build.make_optimizer(config)
     loss_scale = precision.DynamicLossScale.for_policy(dtype)
     step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    model(images[:1], training=False)
-    optimizer.build(model.trainable_variables)
-    build.add_encoder_group(optimizer, model, config)
+    build.build_variables(model, optimizer, config, images[:1])
     step = steps_lib.distribute_step(strategy, steps_lib.make_train_step(
         model, build.make_loss(config), optimizer, schedule=build.make_schedule(config),
         step_counter=step_counter, loss_scale=loss_scale, clip_norm=config.optim.clip_norm))
