@@ -89,7 +89,7 @@ def main(argv):
             if existing else None, log=logging.info)
         run_config = build.run_config(config, info, pipe_cfg, setup.name)
         workdir_lib.write_config(workdir, run_config, flags_text=FLAGS.flags_into_string())
-    except ValueError as err:  # WorkdirError, or a sweep without one finite loss
+    except (workdir_lib.WorkdirError, lr_finder.NonFiniteSweepError) as err:
         raise app.UsageError(str(err)) from err
     logging.info("%s run in %s (%d steps, %d per epoch, precision %s)",
                  "resuming" if existing else "new", workdir, config.loop.train_steps,

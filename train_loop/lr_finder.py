@@ -45,6 +45,11 @@ from train_loop.config import LRSweepConfig, TrainConfig
 SUGGESTION_METHODS = ("steepest", "min_div10")
 
 
+class NonFiniteSweepError(ValueError):
+    """The sweep's first loss was not finite: a data or setup problem the
+    user can act on (tools report it in one line, unlike a programming error)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LRFinderResult:
     """What a sweep recorded, one entry per step run.
@@ -246,7 +251,7 @@ def find_lr(model, loss_fn: Callable, optimizer, iterator, *, min_lr: float = 1e
         _restore(saved_vars, saved)
 
     if not losses:
-        raise ValueError("lr finder: the first step's loss was not finite; lower "
+        raise NonFiniteSweepError("lr finder: the first step's loss was not finite; lower "
                          "the sweep's min_lr (--sweep_min_lr) or check the data")
     lrs_a, losses_a = np.asarray(lrs, np.float64), np.asarray(losses, np.float64)
     smoothed = smooth_losses(losses_a, smoothing)
