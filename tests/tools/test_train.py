@@ -1,21 +1,35 @@
-"""tools.train end to end on tiny demo tiles: a run stopped by SIGTERM saves
-and exits cleanly, the same command resumes it to the end, and a third run
-of the same command reports it finished instead of training again."""
+"""tools.train end to end on tiny demo tiles, with --optimizer=adamw (SGD's
+exact resume is test_resume's): a run stopped by SIGTERM saves and exits
+cleanly, the same command resumes it to the end with the same weights and
+AdamW state (moments, update count, beta_1) as a run that was never stopped,
+and a third run of the same command reports it finished instead of training
+again."""
 import json
 import os
 import signal
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
-from tests.helpers import run, run_and_signal, train_command, write_flags
+from tests.helpers import final_weights, run, run_and_signal, train_command, write_flags
+
+ADAMW = {"optimizer": "adamw", "max_lr": 0.01}
 
 
 class TrainBinaryTest(tf.test.TestCase):
 
     def test_sigterm_then_resume_then_finished(self):
-        root = tempfile.mkdtemp(dir=self.get_temp_dir())
-        flagfile = write_flags(root)
+        base = tempfile.mkdtemp(dir=self.get_temp_dir())
+        data_root = os.path.join(base, "data")
+        root, straight = os.path.join(base, "stopped"), os.path.join(base, "straight")
+        os.makedirs(root)
+        os.makedirs(straight)
+        flagfile = write_flags(root, data_root, **ADAMW)
+
+        # 0. The same flags, never stopped (it also makes the demo data).
+        result = run(train_command(write_flags(straight, data_root, **ADAMW)))
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
 
         # 1. Start, and send SIGTERM once the loop is about to start: the run
         # finishes its first inner loop, saves `latest` and exits with 0.
@@ -27,7 +41,8 @@ class TrainBinaryTest(tf.test.TestCase):
         runs = os.listdir(os.path.join(root, "runs"))
         self.assertLen(runs, 1)
         workdir = os.path.join(root, "runs", runs[0])
-        self.assertStartsWith(runs[0], "unet_input32_skip3_residual_serialCenter_sgd_ce_jaccard_bs4_onecycle-")
+        self.assertStartsWith(runs[0], "unet_input32_skip3_residual_serialCenter_adamw_ce_jaccard_"
+                                       "bs4_onecycle-")
         latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints", "latest"))
         self.assertEndsWith(latest, "ckpt-2")
         self.assertFalse(os.path.exists(os.path.join(workdir, "DONE")))
@@ -51,12 +66,26 @@ class TrainBinaryTest(tf.test.TestCase):
         self.assertBetween(done["best_mean_iou"], 0.0, 1.0)
         with open(os.path.join(workdir, "config.json")) as f:
             config = json.load(f)
+        optim = config["train"]["optim"]
+        self.assertEqual((optim["optimizer"], optim["weight_decay"]), ("adamw", 0.01))
         self.assertEqual(config["model"]["in_channels"], 5)
         self.assertEqual(config["data"]["bands"], ["IR", "R", "G", "B", "nDSM"])
         self.assertIn("--filters=4", open(os.path.join(workdir, "flags.txt")).read())
         for split in ("train", "validation"):
             events = os.listdir(os.path.join(workdir, "tensorboard", split))
             self.assertTrue(any(e.startswith("events.out.tfevents") for e in events))
+
+        # The stopped and resumed run ends where the straight one did.
+        expected, got = final_weights(straight), final_weights(root)
+        self.assertEqual(sorted(expected), sorted(got))
+        for name, value in expected.items():
+            np.testing.assert_array_equal(got[name], value, err_msg=name)
+        self.assertEqual(int(got["optimizer/updates/.ATTRIBUTES/VARIABLE_VALUE"]), 8)
+        # one_cycle's momentum at the last step, assigned to beta_1 (torch's OneCycleLR).
+        self.assertBetween(float(got["optimizer/beta_1/.ATTRIBUTES/VARIABLE_VALUE"]), 0.94, 0.95)
+        second_moments = [v for k, v in got.items() if k.startswith("optimizer/v/")]
+        self.assertNotEmpty(second_moments)
+        self.assertGreater(max(float(np.max(v)) for v in second_moments), 0.0)
 
         # 3. Once more: nothing to do, nothing new written.
         third = run(train_command(flagfile))

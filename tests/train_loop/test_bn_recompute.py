@@ -9,6 +9,7 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
+from core import losses
 from layers import UNet
 from layers.norm import BatchNorm
 from train_loop import controller, recompute_batch_norm, workdir as workdir_lib
@@ -209,11 +210,33 @@ class TrainerTest(tf.test.TestCase):
         self._check_recomputed_checkpoints(workdir)
 
     def test_batches_too_big_to_keep_are_drawn_again_with_the_same_result(self):
-        workdir = os.path.join(self.get_temp_dir(), "nocache")
+        # At the Evaluator: the trainer test above covers the kept batches.
+        built = []
+
+        def bn_dataset_fn(ctx):
+            built.append(ctx)
+            return _dataset(7)
+
+        model = build(seed=3)
+        expected = build(seed=3)
+        recompute_batch_norm(expected, _dataset(7), 2)
         with mock.patch.object(evaluator_lib, "RECOMPUTE_CACHE_BYTES", 1):
-            self._run(workdir, recompute_batches=2)
-        self.assertEqual(self.bn_datasets_built, 2)
-        self._check_recomputed_checkpoints(workdir)
+            evaluator = evaluator_lib.Evaluator(
+                model, losses.cross_entropy, tf.distribute.get_strategy(),
+                eval_dataset_fn=lambda ctx: _dataset(1, 4), bn_dataset_fn=bn_dataset_fn,
+                bn_batches=2, class_names=["a", "b", "c"], palette=[[0, 0, 0]] * 3,
+                rgb_channels=[0, 1, 2], exclude_from_means=(), summary_batch={},
+                summary_images=0, writer=None, log=lambda line: None)
+            for step in (1, 2):
+                for layer in batch_norm_layers(model):  # stale again before each
+                    layer.moving_mean.assign(tf.zeros_like(layer.moving_mean))
+                    layer.moving_variance.assign(tf.ones_like(layer.moving_variance))
+                evaluator.recompute_statistics(step)
+                self.assertLen(built, step)  # drawn afresh each time
+                for (mean, var), (want_mean, want_var) in zip(moving_stats(model),
+                                                               moving_stats(expected)):
+                    self.assertAllClose(mean, want_mean, rtol=1e-6, atol=1e-6)
+                    self.assertAllClose(var, want_var, rtol=1e-6)
 
     def _check_recomputed_checkpoints(self, workdir):
         for which in ("latest", "best"):
