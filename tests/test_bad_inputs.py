@@ -37,7 +37,7 @@ CLASSES = ("road", "roof", "tree")
 PALETTE = ((255, 255, 255), (0, 0, 255), (0, 255, 0))
 ISPRS = np.array([(255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0),
                   (255, 255, 0), (255, 0, 0)], np.uint8)
-TRAIN = ("--train_steps=1", "--patch_size=16", "--batch_size=2", "--depth=3", "--filters=4",
+TRAIN = ("--train_steps=4", "--patch_size=16", "--batch_size=2", "--depth=3", "--filters=4",
          "--bn_recompute_batches=0", "--precision=float32")
 F = {}  # the shared fixture's paths, filled by setUpModule
 

@@ -16,7 +16,7 @@ def _parse(args):
     deep copy of the flags (the process's FLAGS stay unparsed)."""
     values = copy.deepcopy(flags.FLAGS)
     try:
-        values(["train", "--train_steps=1"] + args)
+        values(["train", "--train_steps=10"] + args)
         config = train_flags.train_config_from_flags(values, 1, 6)
     except (flags.Error, ValueError) as e:
         return ["error", str(e)]

@@ -1,0 +1,49 @@
+"""tools.train's optimizer and schedule flags, parsed in-process on a copy of
+the flags: --optimizer=adamw resolves to AdamW's defaults and refuses
+SGD-only options (its exact resume through the binary is test_train's); a
+run too short for one-cycle's warm-up is one clear error."""
+import copy
+
+import tensorflow as tf
+from absl import flags
+
+from tools import train_flags
+
+
+def _optim(args, steps_per_epoch=1):
+    """The OptimConfig for a command line, or the error's text."""
+    values = copy.deepcopy(flags.FLAGS)
+    try:
+        length = [] if any(a.startswith(("--train_steps", "--epochs")) for a in args) else [
+            "--train_steps=10"]
+        values(["train"] + length + args)
+        return train_flags.train_config_from_flags(values, steps_per_epoch, 6).optim
+    except (flags.Error, ValueError) as err:
+        return str(err)
+
+
+class TrainFlagsTest(tf.test.TestCase):
+
+    def test_flags_resolve_adamw_and_refuse_nesterov(self):
+        o = _optim(["--optimizer=adamw", "--adam_beta_2=0.99"])
+        self.assertEqual((o.optimizer, o.weight_decay, o.momentum, o.adam_beta_2, o.adam_epsilon),
+                         ("adamw", 0.01, 0.9, 0.99, 1e-08))
+        self.assertEqual(_optim(["--optimizer=sgd"]).weight_decay, 0.0)
+        self.assertIn("--nesterov is an sgd option", _optim(["--optimizer=adamw", "--nesterov"]))
+
+    def test_one_cycle_needs_a_warm_up_longer_than_one_step(self):
+        # 0.3 * 4 = 1.2 steps of warm-up is the shortest core.schedules.one_cycle takes.
+        self.assertEqual(_optim(["--train_steps=4"]).pct_start, 0.3)
+        self.assertEqual(
+            _optim(["--train_steps=3"]),
+            "--train_steps=3 is too short for --schedule=one_cycle with --pct_start=0.3: its "
+            "warm-up needs pct_start * steps > 1, at least 4 steps; train longer or use "
+            "--schedule=constant")
+        self.assertIn("--epochs=1.0 (2 steps) is too short",
+                      _optim(["--epochs=1"], steps_per_epoch=2))
+        self.assertIn("at least 11 steps", _optim(["--train_steps=10", "--pct_start=0.1"]))
+        self.assertEqual(_optim(["--train_steps=1", "--schedule=constant"]).schedule, "constant")
+
+
+if __name__ == "__main__":
+    tf.test.main()
