@@ -20,8 +20,8 @@ images) is cheap enough to score four times on a shared 2-core CPU.
    the toolkit's `folder` layout (nothing is ever written under --data);
 2. ours, as a user runs it (each command is printed; every other flag at its
    default: precision auto = mixed_bfloat16 on an AVX-512 BF16 CPU, SGD
-   momentum with one-cycle to max_lr 0.2, cross-entropy, flips and quarter
-   turns):
+   momentum with one-cycle to max_lr 0.15, cross-entropy + Jaccard, flips and
+   quarter turns):
      python -m tools.prepare --prepare_dataset=folder --prepare_src=STAGE
          --data_dir=STORE --classes=CLASSES --val_tiles=<held-out images>
      python -m tools.train --data_dir=STORE --train_steps=N --patch_size=256

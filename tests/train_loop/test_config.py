@@ -21,10 +21,10 @@ class OptimConfigTest(tf.test.TestCase):
         def name(**optim):
             return experiment_name(TrainConfig(optim=OptimConfig(**optim)), patch_size=256,
                                    scale=1.0, batch_size=50)
-        self.assertEqual(name(), "unet_input256_skip4_residual_convCenter_sgd_ce_bs50_onecycle")
+        self.assertEqual(name(), "unet_input256_skip4_residual_convCenter_sgd_ce_jaccard_bs50_onecycle")
         self.assertIn("_sgdnesterov_", name(nesterov=True))
         self.assertEqual(name(optimizer="adamw"),
-                         "unet_input256_skip4_residual_convCenter_adamw_ce_bs50_onecycle")
+                         "unet_input256_skip4_residual_convCenter_adamw_ce_jaccard_bs50_onecycle")
 
 
 if __name__ == "__main__":
