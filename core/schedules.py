@@ -24,6 +24,14 @@ def _anneal(start, end, pct, anneal: str):
     return (end - start) * pct + start
 
 
+def one_cycle_min_steps(pct_start: float) -> int:
+    """The fewest `total_steps` `one_cycle` takes with `pct_start` in (0, 1):
+    its warm-up must end after step 0, pct_start * total_steps > 1 (the
+    annealing phase is then never empty either)."""
+    steps = math.floor(1.0 / pct_start) + 1
+    return steps if pct_start * steps > 1.0 else steps + 1  # float rounding
+
+
 def one_cycle(step, total_steps: int, max_lr: float, *, pct_start: float = 0.3,
               div_factor: float = 25.0, final_div_factor: float = 1e4,
               anneal: str = "cos", base_momentum: float = 0.85,
@@ -54,12 +62,12 @@ def one_cycle(step, total_steps: int, max_lr: float, *, pct_start: float = 0.3,
         raise ValueError(f"one_cycle: anneal must be 'cos' or 'linear', got {anneal!r}")
     if not 0.0 < pct_start < 1.0:
         raise ValueError(f"one_cycle: pct_start must be in (0, 1), got {pct_start}")
-    end1 = float(pct_start * total_steps) - 1.0
-    end2 = float(total_steps - 1)
-    if not 0.0 < end1 < end2:
+    if total_steps < one_cycle_min_steps(pct_start):
         raise ValueError(
             f"one_cycle: total_steps={total_steps} with pct_start={pct_start} leaves "
             "a phase empty; need pct_start * total_steps > 1 and < total_steps")
+    end1 = float(pct_start * total_steps) - 1.0
+    end2 = float(total_steps - 1)
     initial_lr = max_lr / div_factor
     min_lr = initial_lr / final_div_factor
     # Clamped to the last step: the schedule ends at its final values and stays.

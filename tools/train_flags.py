@@ -4,7 +4,6 @@ tools/sweep_flags.py's), their cross-flag rules, and the one place they
 become a frozen `TrainConfig`.
 """
 import dataclasses
-import math
 
 from absl import flags
 
@@ -284,16 +283,17 @@ def train_config_from_flags(flag_values, steps_per_epoch: int, num_classes: int)
         from layers.pretrained import read_encoder_info  # pylint: disable=import-outside-toplevel
         weights_info = read_encoder_info(f.encoder_weights, f.encoder)
     train_steps = f.train_steps or max(1, int(round(f.epochs * steps_per_epoch)))
-    if f.schedule == "one_cycle" and f.pct_start * train_steps <= 1:
-        # core.schedules.one_cycle needs a warm-up longer than one step; say
-        # so here, before anything is written, not from inside the first step.
+    from core import schedules  # pylint: disable=import-outside-toplevel
+    min_steps = schedules.one_cycle_min_steps(f.pct_start)
+    if f.schedule == "one_cycle" and train_steps < min_steps:
+        # The schedule's own rule, said here before anything is written, not
+        # from inside the first step.
         given = (f"--train_steps={train_steps}" if f.train_steps else
                  f"--epochs={f.epochs} ({train_steps} steps)")
         raise flags.ValidationError(
             f"{given} is too short for --schedule=one_cycle with --pct_start={f.pct_start}: "
-            f"its warm-up needs pct_start * steps > 1, at least "
-            f"{math.floor(1 / f.pct_start) + 1} steps; train longer or use "
-            "--schedule=constant")
+            f"its warm-up needs pct_start * steps > 1, at least {min_steps} steps; train "
+            "longer or use --schedule=constant")
     eval_every = f.eval_every or steps_per_epoch
     jit = f.jit_compile
     if jit is None:

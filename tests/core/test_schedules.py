@@ -87,6 +87,16 @@ class OneCycleTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "anneal must be"):
             schedules.one_cycle(0, 100, 1.0, anneal="exp")
 
+    def test_min_steps_is_the_shortest_run_one_cycle_takes(self):
+        for pct, shortest in ((0.1, 11), (0.25, 5), (0.3, 4), (1 / 3, 4), (0.5, 3), (0.9, 2)):
+            self.assertEqual(schedules.one_cycle_min_steps(pct), shortest, pct)
+            self.assertGreater(pct * shortest, 1.0)
+            self.assertLessEqual(pct * (shortest - 1), 1.0)
+            lr, _ = schedules.one_cycle(0, shortest, 1.0, pct_start=pct)
+            self.assertTrue(np.isfinite(float(lr)))
+            with self.assertRaisesRegex(ValueError, "leaves a phase empty"):
+                schedules.one_cycle(0, shortest - 1, 1.0, pct_start=pct)
+
 
 class SimpleSchedulesTest(tf.test.TestCase):
 
