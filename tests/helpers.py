@@ -73,6 +73,22 @@ def run_tool(name: str, *args, timeout: int = 300) -> subprocess.CompletedProces
 
 # --- training runs ---------------------------------------------------------------
 
+def parse_train_config(args, steps_per_epoch: int = 1, num_classes: int = 6):
+    """tools.train's TrainConfig for a command line (with --train_steps=10
+    unless `args` give a length), parsed in-process on a deep copy of the
+    flags so the process's FLAGS stay unparsed. Raises what parsing raises
+    (absl flags.Error, ValueError)."""
+    import copy  # pylint: disable=import-outside-toplevel
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    from tools import train_flags  # pylint: disable=import-outside-toplevel
+
+    values = copy.deepcopy(flags.FLAGS)
+    length = [] if any(a.startswith(("--train_steps", "--epochs")) for a in args) else [
+        "--train_steps=10"]
+    values(["train"] + length + list(args))
+    return train_flags.train_config_from_flags(values, steps_per_epoch, num_classes)
+
+
 TINY_FLAGS = """\
 --prepare_src={root}/raw
 --make_demo_data

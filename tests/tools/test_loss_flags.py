@@ -1,23 +1,18 @@
 """--focal_alpha and --lovasz_per_image: flags -> TrainConfig -> the loss the
 trainer builds (TrainConfig.loss_kwargs, used by train and lr_find)."""
-import copy
-
 import numpy as np
 import tensorflow as tf
 from absl import flags
 
 from core import losses
-from tools import train_flags
+from tests.helpers import parse_train_config
 from train_loop.config import TrainConfig
 
 
 def _parse(args):
-    """The config's loss fields for a command line, or the error, parsed on a
-    deep copy of the flags (the process's FLAGS stay unparsed)."""
-    values = copy.deepcopy(flags.FLAGS)
+    """The config's loss fields for a command line, or the error."""
     try:
-        values(["train", "--train_steps=10"] + args)
-        config = train_flags.train_config_from_flags(values, 1, 6)
+        config = parse_train_config(args)
     except (flags.Error, ValueError) as e:
         return ["error", str(e)]
     return [config.loss, config.focal_alpha, config.lovasz_per_image]

@@ -2,22 +2,16 @@
 the flags: --optimizer=adamw resolves to AdamW's defaults and refuses
 SGD-only options (its exact resume through the binary is test_train's); a
 run too short for one-cycle's warm-up is one clear error."""
-import copy
-
 import tensorflow as tf
 from absl import flags
 
-from tools import train_flags
+from tests.helpers import parse_train_config
 
 
 def _optim(args, steps_per_epoch=1):
     """The OptimConfig for a command line, or the error's text."""
-    values = copy.deepcopy(flags.FLAGS)
     try:
-        length = [] if any(a.startswith(("--train_steps", "--epochs")) for a in args) else [
-            "--train_steps=10"]
-        values(["train"] + length + args)
-        return train_flags.train_config_from_flags(values, steps_per_epoch, 6).optim
+        return parse_train_config(args, steps_per_epoch).optim
     except (flags.Error, ValueError) as err:
         return str(err)
 
