@@ -43,6 +43,7 @@ from typing import Callable
 import numpy as np
 
 from core import inference
+from core.data import raster as raster_lib
 
 # float32 model input + one float32 transient + raw copy (<= 4 bytes) per band.
 _REGION_BYTES_PER_BAND = 12
@@ -229,7 +230,8 @@ class GdalRaster:
         if self._masked:
             valid = self._ds.dataset_mask(window=window) != 0
             valid = None if valid.all() else valid
-        return array, valid
+        # NaN/inf are no data as read_raster says, also where GDAL's mask does not.
+        return array, raster_lib.and_valid(valid, raster_lib.finite_pixels(array))
 
     def blocks(self, size: int = 2048):
         """(r0, r1, c0, c1) windows covering the raster (passes over it)."""

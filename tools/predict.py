@@ -106,9 +106,11 @@ def training_values(image, index: list, optical: list, info: dict, rescale, *,
                     path: str, valid=None):
     """[H,W,C] band values (source dtype) -> float32, the optical channels
     `index` (named `optical`) checked against and mapped onto the model's
-    input_dtype as --rescale_input says (core/data/rescale.py)."""
+    input_dtype as --rescale_input says (core/data/rescale.py); NaN/inf
+    (no data in `valid`) become 0, as prepare stores them."""
     import numpy as np
     from core.data import rescale as rescale_lib
+    from core.data.raster import finite_values
     have, want = np.dtype(image.dtype).name, info.get("input_dtype")
     if want is None and rescale in ("dtype", "range"):
         raise ValueError(f"--rescale_input={rescale}: the model does not record the dtype it "
@@ -123,7 +125,7 @@ def training_values(image, index: list, optical: list, info: dict, rescale, *,
         out[..., index] = rescale_lib.rescale(
             image[..., index], rescale, want, bands=optical,
             band_ranges=info.get("band_ranges"), valid=valid, path=path)
-    return out
+    return finite_values(out)
 
 
 def elevation_source(path: str, elevation: str, num_inputs: int) -> str:

@@ -7,7 +7,8 @@ Store layout (`dst/`, format v2):
     info.json                  dataset, classes, bands, dtype, elevations,
                                band_stats, splits, per-tile records
     tiles/<name>.image.npy     [H,W,C] every optical band of the source, in
-                               the source dtype (uint8/uint16/int16/float32)
+                               the source dtype (uint8/uint16/int16/float32;
+                               NaN/inf stored as 0, labelled ignore)
     tiles/<name>.label.npy     uint8 [H,W] class ids, 255 = ignore (declared
                                ignore values, no-data and elevation holes)
     tiles/<name>.<kind>.npy    float32 [H,W] elevation ("dsm", "ndsm"), holes
@@ -49,7 +50,7 @@ from core.data import label_decode
 from core.data import labels as labels_lib
 from core.data import tiles as tiles_lib
 from core.data.datasets import ELEVATION_BANDS, ELEVATION_KINDS
-from core.data.raster import SOURCE_DTYPES, read_raster
+from core.data.raster import SOURCE_DTYPES, and_valid, finite_values, read_raster
 from core.data.tiles import TileError
 
 log = logging.getLogger(__name__)
@@ -80,12 +81,6 @@ def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-    if a is None:
-        return b
-    return a if b is None else a & b
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +115,7 @@ def read_optical(path: Path, src_bands: Sequence[str]):
 
 def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dict:
     raster = read_optical(source.image, opt.src_bands)
-    image = raster.array
+    image = finite_values(raster.array)  # NaN/inf: no data in raster.valid, stored as 0
     if image.dtype.name not in SOURCE_DTYPES:
         raise TileError(f"{source.image}: {image.dtype} pixels; expected one of "
                         f"{', '.join(SOURCE_DTYPES)}.")
@@ -134,20 +129,20 @@ def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dic
         mask, opt.spec, palette=label.palette, path=str(source.label), valid=label.valid,
         max_unknown_fraction=opt.max_unknown_fraction)
     arrays = [(source.image, image), (source.label, ids)]
-    valid = _and(raster.valid, label.valid)
+    valid = and_valid(raster.valid, label.valid)
     elevations = {}
     for kind in opt.kinds:
         elevations[kind], elev_valid = tiles_lib.read_elevation(
             source.elevations[kind], opt.nodata)
         arrays.append((source.elevations[kind], elevations[kind]))
         tiles_lib.check_same_size(arrays)
-        valid = _and(valid, None if elev_valid.all() else elev_valid)
+        valid = and_valid(valid, None if elev_valid.all() else elev_valid)
     tiles_lib.check_same_size(arrays)
     nodata = 0 if valid is None else int(valid.size - np.count_nonzero(valid))
     if nodata:
         ids = np.where(valid, ids, np.uint8(labels_lib.IGNORE_INDEX))
-        log.warning("%s: %d pixels without data (nodata value, mask, alpha or "
-                    "elevation hole) -> ignore.", source.image, nodata)
+        log.warning("%s: %d pixels without data (nodata value, mask, alpha, NaN/inf "
+                    "or elevation hole) -> ignore.", source.image, nodata)
     if counts["unknown"]:
         log.warning("%s: %d label pixels with values outside the classes of %s "
                     "-> ignore (%d).", source.label, counts["unknown"],
@@ -164,6 +159,7 @@ def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dic
     return {"name": source.name, "height": int(image.shape[0]),
             "width": int(image.shape[1]), "dtype": image.dtype.name,
             "num_bands": int(image.shape[-1]), "fingerprint": fingerprint,
+            "finite": True,  # NaN/inf pixel values stored as 0 (`_is_done`)
             "unknown_label_pixels": int(counts["unknown"]),
             "ignore_pixels": int(counts["ignore"]), "nodata_pixels": nodata,
             "class_pixels": [int(c) for c in class_pixels],
@@ -184,6 +180,8 @@ def _is_done(out_dir: Path, name: str, fingerprint: str):
         record = json.loads(path.read_text())
         if record.get("fingerprint") != fingerprint:
             return None
+        if record.get("dtype", "").startswith("float") and not record.get("finite"):
+            return None  # written before NaN/inf were stored as 0: prepare it again
         for key, fname in record["files"].items():
             # mmap opens only the header; a short (truncated) file fails here.
             array = np.load(out_dir / fname, mmap_mode="r")

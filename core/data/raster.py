@@ -27,6 +27,8 @@ float32 holds exactly (|v| <= 2**24), else TileError; complex -> TileError.
 No-data is decided on the source values, before any conversion.
 
 `valid` is False where (any of, combined):
+- a band of a float raster is NaN or +-inf (also without a nodata tag; see
+  `finite_values` for what the model is given there);
 - the file's nodata value (GDAL_NODATA tag, PNG tRNS colour of a grey/RGB
   PNG) is on every band (NaN nodata: every band is NaN);
 - the GDAL internal mask (TIFF mask IFD, NewSubfileType bit 4) is 0;
@@ -130,8 +132,9 @@ def read_raster(path: str | os.PathLike, *, alpha_is_data: bool = False) -> Rast
     if array.ndim != 3 or min(array.shape) == 0:
         raise TileError(f"{path}: expected a 2-D image [H,W] or [H,W,C], got "
                         f"shape {array.shape}.")
-    valid = _valid(array, decoded)
-    return Raster(array=_contract_dtype(array, path), valid=valid,
+    valid = _valid(array, decoded)  # on the source values
+    array = _contract_dtype(array, path)
+    return Raster(array=array, valid=and_valid(valid, finite_pixels(array)),
                   palette=decoded.palette, nodata=decoded.nodata,
                   path=os.fspath(path), alpha=decoded.alpha)
 
@@ -214,6 +217,34 @@ def nodata_pixels(array: np.ndarray, nodata: float | None) -> np.ndarray | None:
         with np.errstate(over="ignore"):
             value = array.dtype.type(nodata)
     return (array == value).all(axis=-1)
+
+
+def finite_pixels(array: np.ndarray) -> np.ndarray | None:
+    """[H,W] bool, False where any band of a float `array` [H,W,C] is NaN or
+    +-inf: no data, whatever the file's nodata value says (a float raster
+    often marks its holes NaN without tagging NaN as nodata). None when every
+    value is finite (always for integer arrays)."""
+    if array.dtype.kind != "f":
+        return None
+    finite = np.isfinite(array).all(axis=-1)
+    return None if finite.all() else finite
+
+
+def and_valid(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """Pixels valid in both [H,W] masks (None: every pixel is valid)."""
+    if a is None:
+        return b
+    return a if b is None else a & b
+
+
+def finite_values(array: np.ndarray) -> np.ndarray:
+    """`array` with NaN and +-inf replaced by 0 (a copy only when there are
+    any). Those pixels are no data (`non_finite_pixels`), but the model must
+    not see them: one NaN spreads through every convolution to the valid
+    pixels around it. prepare stores, and predict feeds, the same 0."""
+    if array.dtype.kind != "f" or np.isfinite(array).all():
+        return array
+    return np.where(np.isfinite(array), array, array.dtype.type(0))
 
 
 def _valid(array: np.ndarray, decoded: Decoded) -> np.ndarray | None:

@@ -150,8 +150,7 @@ class BitDepthTest(tf.test.TestCase):
         folder = os.path.join(self.root, "holes")
         os.makedirs(folder)
         write_rgb(os.path.join(folder, "holes.tif"), image, nodata=0)
-        if read_raster(os.path.join(folder, "holes.tif")).valid is None:
-            self.skipTest("core.data.raster.read_raster does not return the nodata mask yet")
+        self.assertIsNotNone(read_raster(os.path.join(folder, "holes.tif")).valid)
         self.inputs["holes"] = folder
         run, classes = self.predict(self.model8_dir, "holes")
         self.assertEqual(run.returncode, 0, run.stderr[-3000:])
@@ -159,6 +158,30 @@ class BitDepthTest(tf.test.TestCase):
         want[(image == 0).all(-1)] = 255         # the hole, and pixel (0, 0)
         self.assertEqual(np.sum(want == 255), 41)
         self.assertAllEqual(classes, want)
+
+    def test_nan_holes_are_255_and_do_not_spread(self):
+        # A float raster, written by GDAL, whose holes are NaN without a nodata
+        # tag (and one +inf). A NaN fed to the model would spread through the
+        # convolutions to every valid pixel near the hole.
+        image = self.u8.astype(np.float32)
+        image[5:9, 10:20] = np.nan
+        image[20, 30, 1] = np.inf
+        folder = os.path.join(self.root, "nan_holes")
+        os.makedirs(folder)
+        with rasterio.open(os.path.join(folder, "nan_holes.tif"), "w", driver="GTiff",
+                           width=48, height=40, count=3, dtype="float32",
+                           compress="deflate", predictor=3) as dst:
+            dst.write(np.moveaxis(image, -1, 0))
+        self.inputs["nan_holes"] = folder
+        filled = np.where(np.isfinite(image), image, 0).astype(np.float32)  # prepare's 0
+        want = inference.predict_tile(self.model8, filled, window=32).argmax(-1)
+        want[~np.isfinite(image).all(-1)] = 255
+        self.assertEqual(np.sum(want == 255), 41)
+        for mode in ((), ("--stream",)):
+            run, classes = self.predict(self.model8_dir, "nan_holes", "--rescale_input=none",
+                                        *mode)
+            self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+            self.assertAllEqual(classes, want, msg=str(mode))
 
 
 if __name__ == "__main__":

@@ -254,6 +254,48 @@ class FolderTest(tf.test.TestCase):
         self.assertAllClose(info["band_stats"]["R"]["mean"], r.astype(np.float64).mean(),
                             rtol=1e-10)
 
+    def test_nan_and_inf_pixels_are_ignore_and_stored_finite(self):
+        # Float imagery written by GDAL with NaN holes and no nodata tag.
+        import rasterio  # pylint: disable=import-outside-toplevel
+        holes = {}
+        for stem, (image, _, _) in self.arrays.items():
+            os.remove(os.path.join(self.src, "images", f"{stem}_RGBIR.tif"))
+            data = image[..., :3].astype(np.float32) / 255
+            data[1:3, 2:5, 0] = np.nan
+            data[6, 7, 2] = np.inf
+            holes[stem] = data
+            with rasterio.open(os.path.join(self.src, "images", f"{stem}.tif"), "w",
+                               driver="GTiff", width=data.shape[1], height=data.shape[0],
+                               count=3, dtype="float32", compress="deflate") as dst:
+                dst.write(np.moveaxis(data, -1, 0))
+        info = prepare("folder", self.src, self.dst, val_tiles=["tile2"])
+        bad = ~np.isfinite(holes["tile0"]).all(-1)
+        self.assertEqual(info["tiles"]["tile0"]["nodata_pixels"], 7)
+        label = np.load(os.path.join(self.dst, "tiles/tile0.label.npy"))
+        self.assertAllEqual(label[bad], np.full(7, 255))
+        self.assertAllEqual(label[~bad], self.arrays["tile0"][1][~bad])
+        stored = np.load(os.path.join(self.dst, "tiles/tile0.image.npy"))
+        self.assertAllEqual(stored, np.where(np.isfinite(holes["tile0"]), holes["tile0"], 0))
+        # Statistics: the valid pixels of the train split only.
+        b = np.concatenate([holes[t][..., 2][~(~np.isfinite(holes[t])).any(-1)]
+                            for t in ("tile0", "tile1")]).astype(np.float64)
+        self.assertAllClose(info["band_stats"]["B"]["mean"], b.mean(), rtol=1e-10)
+        self.assertAllClose(info["band_stats"]["B"]["max"], b.max(), rtol=1e-7)
+        # A float tile of a store prepared before (NaN kept, no "finite" in its
+        # record) is prepared again; the others are skipped.
+        record_path = os.path.join(self.dst, "tiles/tile0.json")
+        with open(record_path, encoding="utf-8") as f:
+            record = json.load(f)
+        del record["finite"]
+        with open(record_path, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+        np.save(os.path.join(self.dst, "tiles/tile0.image.npy"), holes["tile0"])
+        kept = os.stat(os.path.join(self.dst, "tiles/tile1.image.npy")).st_mtime_ns
+        prepare("folder", self.src, self.dst, val_tiles=["tile2"])
+        self.assertAllEqual(np.load(os.path.join(self.dst, "tiles/tile0.image.npy")), stored)
+        self.assertEqual(os.stat(os.path.join(self.dst, "tiles/tile1.image.npy")).st_mtime_ns,
+                         kept)
+
     def test_a_fourth_band_tagged_alpha_is_data_when_the_bands_count_it(self):
         # tifffile's (and GDAL's) default tags the 4th band of RGBIR as alpha.
         for stem, (image, _, _) in self.arrays.items():

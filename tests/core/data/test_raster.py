@@ -152,6 +152,36 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
             self.assertEqual(out.nodata, nodata)
         self.assertAllEqual(np.isnan(out.array), np.isnan(np.moveaxis(data, 0, -1)))
 
+    @parameterized.named_parameters(("float32", "float32"), ("float64", "float64"))
+    def test_nan_and_inf_are_no_data_without_a_nodata_tag(self, dtype):
+        data = raster_data(dtype, 3, seed=5)
+        data[1, 3:6, 10:20] = np.nan                 # one band is enough
+        data[0, 40, 7] = np.inf
+        data[2, 41, 8] = -np.inf
+        if dtype == "float64":
+            data[0, 50, 9] = 1e300                   # beyond float32: inf once read
+        path = write_raster(self.path("holes.tif"), data, compress="DEFLATE", predictor=3)
+        with rasterio.open(path) as ds:
+            self.assertIsNone(ds.nodata)
+        out = read_raster(path)
+        expected = np.ones((H, W), bool)
+        expected[3:6, 10:20] = expected[40, 7] = expected[41, 8] = False
+        if dtype == "float64":
+            expected[50, 9] = False
+        self.assertAllEqual(out.valid, expected)
+        self.assertEqual(out.array.dtype, np.float32)
+        # The source values are kept; what the model gets there is finite_values'.
+        self.assertEqual(int(np.isnan(out.array).sum()), 30)
+
+    def test_finite_values_reference(self):
+        array = np.array([[[1.5, np.nan], [np.inf, 2]], [[-np.inf, 3], [4, 5]]], np.float32)
+        self.assertAllEqual(raster_lib.finite_values(array), [[[1.5, 0], [0, 2]], [[0, 3], [4, 5]]])
+        self.assertAllEqual(raster_lib.finite_pixels(array), [[False, False], [False, True]])
+        finite = np.ones((2, 2, 1), np.float32)
+        self.assertIs(raster_lib.finite_values(finite), finite)   # no copy
+        self.assertIsNone(raster_lib.finite_pixels(finite))
+        self.assertIsNone(raster_lib.finite_pixels(np.zeros((2, 2, 1), np.uint16)))
+
     def test_nodata_the_dtype_cannot_hold_marks_nothing(self):
         data = raster_data("uint8", 1)[0]
         data[0] = 241                          # -9999 wrapped to uint8 is 241
