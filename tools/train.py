@@ -88,12 +88,16 @@ def main(argv):
             recorded=(workdir_lib.read_config(workdir).get("train") or {}).get("optim")
             if existing else None, log=logging.info)
         run_config = build.run_config(config, info, pipe_cfg, setup.name)
-        workdir_lib.write_config(workdir, run_config, flags_text=FLAGS.flags_into_string())
+        changes = workdir_lib.write_config(workdir, run_config,
+                                           flags_text=FLAGS.flags_into_string())
     except (workdir_lib.WorkdirError, lr_finder.NonFiniteSweepError) as err:
         raise app.UsageError(str(err)) from err
     logging.info("%s run in %s (%d steps, %d per epoch, precision %s)",
                  "resuming" if existing else "new", workdir, config.loop.train_steps,
                  setup.steps_per_epoch, config.model.policy)
+    if changes:  # the run goes on with them; its config.json now records them
+        logging.warning("resuming %s with settings that differ from the ones it started "
+                        "with:\n  %s", workdir, "\n  ".join(changes))
 
     # --- model (re-seeded: the initial weights do not depend on the probe above) ---
     tf.random.set_seed(FLAGS.seed)

@@ -122,27 +122,45 @@ def estimate_run_bytes(num_parameters: int, keep_checkpoints: int, shuffle_buffe
     return (keep_checkpoints + 1) * (state + data) + state + 64 * 2**20
 
 
-def write_config(workdir: str, config: dict, flags_text: str = "") -> None:
+def write_config(workdir: str, config: dict, flags_text: str = "") -> list[str]:
     """Writes config.json (and flags.txt); on resume checks they still agree.
 
     A resumed run must build the same model from the same data; anything else
-    would silently load mismatched weights.
+    would silently load mismatched weights. Its training settings may change
+    (a longer --train_steps continues a run, a lower rate rescues one), but
+    never unnoticed: they are returned for the caller to report.
+
+    Returns:
+      The training and pipeline settings that differ from the recorded run,
+      as "train.optim.max_lr: 0.15 -> 0.1" (empty for a new run).
 
     Raises:
       WorkdirError: naming the workdir and the sections that differ.
     """
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, CONFIG_FILE)
+    changes = []
     if os.path.exists(path):
-        old = read_config(workdir)
-        changed = [k for k in ("model", "data") if old.get(k) != _jsonable(config.get(k))]
+        old, new = read_config(workdir), _jsonable(config)
+        changed = [k for k in ("model", "data") if old.get(k) != new.get(k)]
         if changed:
             raise WorkdirError(
                 f"{workdir} holds a run with a different {' and '.join(changed)} "
                 f"config ({path}); use another --workdir or --experiment_name")
+        changes = [line for section in ("train", "pipeline")
+                   for line in _differences(old.get(section), new.get(section), section)]
     _atomic_write(path, json.dumps(_jsonable(config), indent=2, sort_keys=True))
     if flags_text:
         _atomic_write(os.path.join(workdir, FLAGS_FILE), flags_text)
+    return changes
+
+
+def _differences(old, new, prefix: str) -> list[str]:
+    """The leaves of two JSON values that differ, as "a.b: old -> new"."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for key in sorted(set(old) | set(new))
+                for line in _differences(old.get(key), new.get(key), f"{prefix}.{key}")]
+    return [] if old == new else [f"{prefix}: {json.dumps(old)} -> {json.dumps(new)}"]
 
 
 def read_config(workdir: str) -> dict:

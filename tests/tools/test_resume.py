@@ -67,6 +67,8 @@ class KillResumeTest(tf.test.TestCase):
         self.assertIn(f"max_lr {suggested[0]} was chosen by its LR range test; keeping it",
                       resumed.stderr)
         self.assertNotIn("LR range test over", resumed.stderr)
+        # The same command resumes with the same settings: nothing to report.
+        self.assertNotIn("differ from the ones it started with", resumed.stderr)
 
         expected, got = final_weights(straight), final_weights(killed)
         self.assertEqual(sorted(expected), sorted(got))

@@ -33,13 +33,34 @@ class ResolveTest(tf.test.TestCase):
         path = os.path.join(self.root, "run")
         workdir_lib.write_config(path, {"model": {"filters": 4}, "data": {"bands": ["R"]},
                                         "train": {"steps": 1}})
-        # The training length may change (continue a run) ...
-        workdir_lib.write_config(path, {"model": {"filters": 4}, "data": {"bands": ["R"]},
-                                        "train": {"steps": 9}})
+        # The training length may change (continue a run), and is reported ...
+        self.assertEqual(
+            workdir_lib.write_config(path, {"model": {"filters": 4}, "data": {"bands": ["R"]},
+                                            "train": {"steps": 9}}),
+            ["train.steps: 1 -> 9"])
         # ... the model may not.
         with self.assertRaisesRegex(workdir_lib.WorkdirError, r"different model config"):
             workdir_lib.write_config(path, {"model": {"filters": 8}, "data": {"bands": ["R"]}})
         self.assertEqual(workdir_lib.read_config(path)["model"]["filters"], 4)
+
+    def test_changed_training_settings_are_listed_on_resume(self):
+        path = os.path.join(self.root, "run")
+        first = {"model": {"filters": 4}, "data": {"bands": ["R"]},
+                 "train": {"loss": "ce", "optim": {"max_lr": 0.15, "nesterov": False}},
+                 "pipeline": {"patch_size": 256, "augment": {"hue": 0.0}}}
+        self.assertEqual(workdir_lib.write_config(path, first), [])  # a new run
+        self.assertEqual(workdir_lib.write_config(path, first), [])  # the same command
+        second = {"model": {"filters": 4}, "data": {"bands": ["R"]},
+                  "train": {"loss": "ce", "optim": {"max_lr": 0.1, "nesterov": True,
+                                                     "clip_norm": 1.0}},
+                  "pipeline": {"patch_size": 256, "augment": {"hue": 0.02}}}
+        self.assertEqual(workdir_lib.write_config(path, second),
+                         ["train.optim.clip_norm: null -> 1.0",
+                          "train.optim.max_lr: 0.15 -> 0.1",
+                          "train.optim.nesterov: false -> true",
+                          "pipeline.augment.hue: 0.0 -> 0.02"])
+        # config.json now records what the run goes on with.
+        self.assertEqual(workdir_lib.read_config(path)["train"]["optim"]["max_lr"], 0.1)
 
     def test_unwritable_workdir_is_one_clear_error(self):
         blocker = os.path.join(self.root, "a_file")
