@@ -16,6 +16,7 @@ one of --epochs/--train_steps), so a training flag file works unchanged.
 The sweep is `train_loop.lr_finder.sweep_config`, the one tools.train
 --max_lr=auto runs before training, with the same --sweep_* flags.
 """
+import dataclasses
 import os
 
 from absl import app, flags, logging
@@ -61,8 +62,13 @@ def main(argv):
     model = build.make_model(setup.run_config, config)
     logging.info("lr_find %s: %d steps, lr %g -> %g, precision %s", name, sweep.num_steps,
                  sweep.min_lr, sweep.max_lr, config.model.policy)
-    result = lr_finder.sweep_config(config, model, iter(pipeline.train_dataset(setup.pipeline)),
-                                    sweep, log=logging.info)
+    # Uncached, as tools.train's --max_lr=auto sweeps: a cache reads the whole
+    # split before the first of the sweep's few batches.
+    batches = iter(pipeline.train_dataset(dataclasses.replace(setup.pipeline, cache="none")))
+    try:
+        result = lr_finder.sweep_config(config, model, batches, sweep, log=logging.info)
+    except lr_finder.NonFiniteSweepError as err:
+        raise SystemExit(f"tools.lr_find: {err}") from None
 
     # --- outputs ---
     os.makedirs(output_dir, exist_ok=True)

@@ -40,10 +40,14 @@ class LRFindToolTest(tf.test.TestCase):
                 f"--data_dir={store}", "--patch_size=32", "--batch_size=4",
                 "--noaugment", "--shuffle_buffer=8", "--filters=4", "--depth=3",
                 "--loss=ce", "--max_lr=0.05", "--train_steps=10",
-                "--precision=float32", f"--workdir_root={root}/runs"]) + "\n")
+                "--precision=float32", f"--workdir_root={root}/runs",
+                f"--cache={root}/tile_cache"]) + "\n")
         run = run_tool("lr_find", f"--flagfile={flagfile}", "--sweep_steps=8",
                        "--sweep_min_lr=1e-4", "--sweep_max_lr=10", "--sweep_smoothing=0.5")
         self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+        # The training's --cache is not filled by a sweep of a few batches
+        # (a cache reads the whole split before the first one).
+        self.assertEqual([f for f in os.listdir(root) if f.startswith("tile_cache")], [])
 
         # Default output folder: WORKDIR_ROOT/lr_find-<experiment name>.
         name = experiment_name(
@@ -70,6 +74,30 @@ class LRFindToolTest(tf.test.TestCase):
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
         events = tf.io.gfile.glob(os.path.join(out, "tensorboard", "events.out.tfevents.*"))
         self.assertLen(events, 1)
+
+    def test_non_finite_first_loss_is_one_line(self):
+        # A store whose training tiles hold NaN (as stores prepared before
+        # NaN pixels were stored as 0 did): the first loss is NaN.
+        root = tempfile.mkdtemp()
+        store = make_store(root)
+        for name in ("t0", "t1"):
+            path = os.path.join(store, "tiles", f"{name}.image.npy")
+            np.save(path, np.full(np.load(path).shape, np.nan, np.float32))
+        import json  # pylint: disable=import-outside-toplevel
+        with open(os.path.join(store, "info.json"), encoding="utf-8") as f:
+            info = json.load(f)
+        info["dtype"] = "float32"
+        for name in ("t0", "t1", "t2"):
+            info["tiles"][name]["dtype"] = "float32"
+        with open(os.path.join(store, "info.json"), "w", encoding="utf-8") as f:
+            json.dump(info, f)
+        run = run_tool("lr_find", f"--data_dir={store}", "--patch_size=32", "--batch_size=4",
+                       "--filters=4", "--depth=3", "--train_steps=10", "--precision=float32",
+                       f"--workdir_root={root}/runs", "--sweep_steps=4")
+        self.assertEqual(run.returncode, 1, run.stderr[-3000:])
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertIn("tools.lr_find: lr finder: the first step's loss was not finite",
+                      run.stderr)
 
     def test_bad_sweep_range_is_one_clear_flag_error(self):
         run = run_tool("lr_find", "--data_dir=/nonexistent", "--train_steps=1",
