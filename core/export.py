@@ -31,7 +31,8 @@ The signatures take raw band values as float32 (every uint8, uint16 and
 int16 value is exact in float32): a client casts its `input_dtype` pixels
 and the model's first op normalises them with mean/std. An input of another
 bit depth must be rescaled to `input_dtype`'s values first (tools.predict
---rescale_input does it).
+--rescale_input does it). NaN/inf values are no data: the model is given 0
+there, as in training and tools.predict, and those pixels' class is 255.
 
 Writing is atomic per folder: the SavedModel goes to a temporary sibling
 `<export_dir>.tmp-XXXX`; only when it is complete is an existing export moved
@@ -62,6 +63,7 @@ import numpy as np
 import tensorflow as tf
 
 from core import inference
+from core.data.labels import IGNORE_INDEX
 from core.data.raster import SOURCE_DTYPES
 
 MODEL_INFO = "model_info.json"
@@ -116,20 +118,31 @@ class ServingModule(tf.Module):
             tf.TensorSpec([None, None, None, channels], tf.float32, name="images")])
 
     def _logits(self, images):
-        return self.model(images, training=False)
+        return self.model(_finite(images), training=False)
 
     def _serve(self, images):
         shape = tf.shape(images)
-        logits = self.model(pad_to_multiple(images, self._multiple), training=False)
+        logits = self.model(pad_to_multiple(_finite(images), self._multiple), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))[:, :shape[1], :shape[2]]
-        return {"probabilities": probabilities,
-                "classes": tf.cast(tf.argmax(probabilities, -1), tf.uint8)}
+        return {"probabilities": probabilities, "classes": _classes(probabilities, images)}
 
     def _predict_tile(self, image):
         probabilities = inference.predict_tile_graph(
-            self.model, image, num_classes=self._num_classes, **self._tile)
-        return {"probabilities": probabilities,
-                "classes": tf.cast(tf.argmax(probabilities, -1), tf.uint8)}
+            self.model, _finite(image), num_classes=self._num_classes, **self._tile)
+        return {"probabilities": probabilities, "classes": _classes(probabilities, image)}
+
+
+def _finite(images: tf.Tensor) -> tf.Tensor:
+    """NaN/inf (no data) -> 0, as tools.predict gives them to the model
+    (core.data.raster.finite_values): a NaN would spread to its neighbours."""
+    return tf.where(tf.math.is_finite(images), images, tf.zeros_like(images))
+
+
+def _classes(probabilities: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
+    """uint8 argmax; IGNORE_INDEX where a band of the input was NaN/inf."""
+    valid = tf.reduce_all(tf.math.is_finite(images), axis=-1)
+    return tf.where(valid, tf.cast(tf.argmax(probabilities, -1), tf.uint8),
+                    tf.constant(IGNORE_INDEX, tf.uint8))
 
 
 def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequence[int]],

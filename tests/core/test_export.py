@@ -123,6 +123,26 @@ class ExportTest(tf.test.TestCase):
         self.assertAllClose(loaded(x), self.model(x), rtol=1e-4, atol=1e-4)
         self.assertEqual((loaded.num_classes, loaded.in_channels, loaded.depth), (3, 3, 3))
 
+    def test_nan_pixels_are_class_255_and_do_not_spread(self):
+        loaded = tf.saved_model.load(self.export_dir)
+        rng = np.random.default_rng(3)
+        batch = rng.uniform(0, 60, (1, 16, 24, 3)).astype(np.float32)
+        batch[0, 4:7, 5:9, 1] = np.nan
+        batch[0, 12, 20, 0] = -np.inf
+        bad = ~np.isfinite(batch).all(-1)
+        filled = np.where(np.isfinite(batch), batch, 0).astype(np.float32)
+        want = tf.nn.softmax(self.model(filled)).numpy()
+        out = loaded.signatures["serving_default"](images=tf.constant(batch))
+        self.assertAllClose(out["probabilities"], want, atol=1e-5)
+        self.assertAllEqual(out["classes"], np.where(bad, 255, want.argmax(-1)))
+        tile = loaded.signatures["predict_tile"](image=tf.constant(batch[0]))
+        want_tile = inference.predict_tile(self.model, filled[0], window=WINDOW,
+                                           overlap=OVERLAP, tta=TTA, batch_size=2)
+        self.assertAllClose(tile["probabilities"], want_tile, atol=1e-5)
+        self.assertAllEqual(tile["classes"], np.where(bad[0], 255, want_tile.argmax(-1)))
+        self.assertAllClose(export.LoadedModel(self.export_dir)(batch), self.model(filled),
+                            rtol=1e-4, atol=1e-4)
+
     def test_pad_to_multiple_is_reflection(self):
         x = np.arange(2 * 5 * 9 * 1, dtype=np.float32).reshape(2, 5, 9, 1)
         want = np.pad(x, ((0, 0), (0, 3), (0, 7), (0, 0)), mode="reflect")
