@@ -181,6 +181,7 @@ def model_input(path: str, info: dict, bands, elevation, num_inputs: int, rescal
     if height.shape != image.shape[:2]:
         raise ValueError(f"{source}: elevation is {height.shape[0]}x{height.shape[1]}, "
                          f"the tile {path} is {image.shape[0]}x{image.shape[1]}")
+    tiles.check_same_grid([path, source])
     if not valid.all():
         logging.warning("%s: %d NaN/nodata heights (%.2f%%) filled with the mean height for "
                         "the model, written as no data (255)",

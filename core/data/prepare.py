@@ -138,6 +138,7 @@ def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dic
         tiles_lib.check_same_size(arrays)
         valid = and_valid(valid, None if elev_valid.all() else elev_valid)
     tiles_lib.check_same_size(arrays)
+    tiles_lib.check_same_grid([path for path, _ in arrays])
     nodata = 0 if valid is None else int(valid.size - np.count_nonzero(valid))
     if nodata:
         ids = np.where(valid, ids, np.uint8(labels_lib.IGNORE_INDEX))

@@ -233,6 +233,48 @@ def pair_by_stem(images: Iterable[str | os.PathLike],
     return [(k, image_map[k], mask_map[k]) for k in sorted(image_map)]
 
 
+def check_same_grid(paths: Sequence[str | os.PathLike]) -> None:
+    """Raises TileError when two of the files are GeoTIFFs on different grids.
+
+    A mask or elevation raster of the image's size but placed elsewhere
+    (origin more than half a pixel away, pixel size off by more than 1 %,
+    another EPSG code) would pair each image pixel with another place's
+    label. Files without georeferencing (PNG, JPEG, plain TIFF, the 1 x 1
+    pixel grid at 0, 0) are not compared, nor a rotated GeoTIFF.
+    """
+    from core.data import geotiff  # pylint: disable=import-outside-toplevel
+    placed = []
+    for path in paths:
+        try:
+            geo = geotiff.read_geoinfo(path)
+        except ValueError:
+            geo = None  # rotated, or tags the readers already coped with
+        # Scale 1 x 1 at (0, 0) is the grid of a raster without a place.
+        if geo is not None and geo.transform[1] and geo.transform[5] and (
+                geo.transform != (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)):
+            placed.append((path, geo))
+    if not placed:
+        return
+    first_path, first = placed[0]
+    x0, sx, _, y0, _, sy = first.transform
+    for path, geo in placed[1:]:
+        x1, tx, _, y1, _, ty = geo.transform
+        shifted = max(abs(x1 - x0) / abs(sx), abs(y1 - y0) / abs(sy)) > 0.5
+        scaled = abs(tx / sx - 1) > 0.01 or abs(ty / sy - 1) > 0.01
+        other_crs = (None not in (first.crs_epsg, geo.crs_epsg)
+                     and first.crs_epsg != geo.crs_epsg)
+        if shifted or scaled or other_crs:
+            raise TileError(f"{path} is not on the grid of {first_path}: {_grid(geo)} vs "
+                            f"{_grid(first)}; a mask or elevation raster must cover its "
+                            f"image pixel for pixel (same extent and resolution).")
+
+
+def _grid(geo) -> str:
+    x0, sx, _, y0, _, sy = geo.transform
+    return (f"origin ({x0:.12g}, {y0:.12g}), pixel {sx:.6g} x {-sy:.6g}"
+            + (f", EPSG:{geo.crs_epsg}" if geo.crs_epsg else ""))
+
+
 def check_same_size(arrays: Sequence[tuple[str | os.PathLike, np.ndarray]]) -> None:
     """Raises TileError naming the files when the [H,W] of the arrays differ."""
     first_path, first = arrays[0]

@@ -296,6 +296,40 @@ class FolderTest(tf.test.TestCase):
         self.assertEqual(os.stat(os.path.join(self.dst, "tiles/tile1.image.npy")).st_mtime_ns,
                          kept)
 
+    def test_mask_on_another_grid_is_refused(self):
+        # GeoTIFFs written by GDAL: the masks have the images' size, placed
+        # where the images are, 10 pixels off, or in another CRS.
+        import rasterio  # pylint: disable=import-outside-toplevel
+        from rasterio.transform import from_origin  # pylint: disable=import-outside-toplevel
+
+        def write(path, array, transform, crs="EPSG:25832"):
+            with rasterio.open(path, "w", driver="GTiff", width=array.shape[1],
+                               height=array.shape[0], count=array.shape[2], dtype="uint8",
+                               crs=crs, transform=transform) as dst:
+                dst.write(np.moveaxis(array, -1, 0))
+
+        palette = np.array(POTSDAM.palette, np.uint8)
+        grid = from_origin(366000.0, 5808000.0, 0.05, 0.05)
+        for stem, (image, ids, _) in self.arrays.items():
+            os.remove(os.path.join(self.src, "images", f"{stem}_RGBIR.tif"))
+            write(os.path.join(self.src, "images", f"{stem}_RGB.tif"), image[..., :3], grid)
+            write(os.path.join(self.src, "masks", f"{stem}_label.tif"), palette[ids], grid)
+        shutil.rmtree(os.path.join(self.src, "elevation"))
+        info = prepare("folder", self.src, self.dst, val_tiles=["tile2"])   # same grid
+        self.assertEqual(info["tiles"]["tile1"]["nodata_pixels"], 0)
+        image, ids, _ = self.arrays["tile1"]
+        mask = os.path.join(self.src, "masks", "tile1_label.tif")
+        for transform, crs, shown in (
+                (from_origin(366000.5, 5808000.0, 0.05, 0.05), "EPSG:25832",
+                 r"origin \(366000\.5, 5808000\), pixel 0\.05 x 0\.05, EPSG:25832 vs "
+                 r"origin \(366000, 5808000\)"),
+                (from_origin(366000.0, 5808000.0, 0.1, 0.1), "EPSG:25832", r".*pixel 0\.1 x 0\.1, EPSG:25832 vs "),
+                (grid, "EPSG:25833", r".*EPSG:25833 vs .*EPSG:25832")):
+            write(mask, palette[ids], transform, crs)
+            with self.assertRaisesRegex(TileError, r"tile1_label\.tif is not on the grid of "
+                                        r".*tile1_RGB\.tif: " + shown):
+                prepare("folder", self.src, self.dst + "_shifted", val_tiles=["tile2"])
+
     def test_a_fourth_band_tagged_alpha_is_data_when_the_bands_count_it(self):
         # tifffile's (and GDAL's) default tags the 4th band of RGBIR as alpha.
         for stem, (image, _, _) in self.arrays.items():

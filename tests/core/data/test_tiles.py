@@ -229,6 +229,32 @@ class PairByStemTest(tf.test.TestCase):
             tiles.check_same_size([("a.tif", np.zeros((4, 5, 3))), ("b.tif", np.zeros((4, 6)))])
         tiles.check_same_size([("a.tif", np.zeros((4, 5, 3))), ("b.tif", np.zeros((4, 5)))])
 
+    def test_grid_compares_only_placed_rasters(self):
+        from core.data import geotiff  # pylint: disable=import-outside-toplevel
+        root = self.get_temp_dir()
+        array = np.zeros((8, 10), np.uint8)
+        paths = {}
+        for name, geo in (
+                ("placed", geotiff.make_geoinfo(25832, (366000.0, 5808000.0), 0.05)),
+                ("within_half_pixel", geotiff.make_geoinfo(25832, (366000.02, 5808000.0), 0.05)),
+                ("two_pixels_off", geotiff.make_geoinfo(25832, (366000.1, 5808000.0), 0.05)),
+                ("no_place", geotiff.GeoInfo(geo_key_directory=(1, 1, 0, 0),
+                                             model_pixel_scale=(1.0, 1.0, 0.0),
+                                             model_tiepoint=(0.0,) * 6)),
+                ("plain", None)):
+            paths[name] = os.path.join(root, f"{name}.tif")
+            geotiff.write_geotiff(paths[name], array, geo)
+        paths["png"] = os.path.join(root, "mask.png")
+        iio.imwrite(paths["png"], array)
+        self.assertEqual(geotiff.read_geoinfo(paths["no_place"]).transform,
+                         (0.0, 1.0, 0.0, 0.0, 0.0, -1.0))
+        tiles.check_same_grid([paths[n] for n in ("placed", "within_half_pixel", "no_place",
+                                                  "plain", "png")])
+        tiles.check_same_grid([paths["plain"], paths["two_pixels_off"]])  # one placed
+        with self.assertRaisesRegex(TileError, r"two_pixels_off\.tif is not on the grid of "
+                                    r".*placed\.tif: origin \(366000\.1, 5808000\)"):
+            tiles.check_same_grid([paths["placed"], paths["png"], paths["two_pixels_off"]])
+
 
 if __name__ == "__main__":
     tf.test.main()
