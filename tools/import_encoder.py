@@ -1,7 +1,7 @@
 r"""Imports Keras-applications ImageNet weights into our pretrained encoders.
 
-  python -m tools.import_encoder --encoder=resnet50 --out=weights/resnet50
-  python -m tools.import_encoder --encoder=convnext_tiny --out=weights/convnext_tiny \
+  python -m tools.import_encoder --encoder=resnet50 --output_dir=weights/resnet50
+  python -m tools.import_encoder --encoder=convnext_tiny --output_dir=weights/convnext_tiny \
       --keras_weights=convnext_tiny_notop.h5        # offline: a downloaded file
   python -m tools.train --flagfile=demo.flags --encoder=resnet50 \
       --encoder_weights=weights/resnet50
@@ -10,7 +10,7 @@ Builds the Keras application without its classifier (ImageNet weights,
 downloaded by Keras when the machine is online, or read from
 --keras_weights), copies every variable into our `layers.resnet.ResNet50` /
 `layers.convnext.ConvNeXtTiny` built for three bands R, G, B, and writes to
---out a TensorFlow checkpoint `encoder.*` plus `encoder.json`: the input
+--output_dir a TensorFlow checkpoint `encoder.*` plus `encoder.json`: the input
 normalisation the weights expect, read from Keras itself (ResNet-50:
 `preprocess_input`, caffe style: BGR order, ImageNet mean subtracted, no
 scaling; ConvNeXt: the `Normalization` layer inside the model, ImageNet mean
@@ -37,9 +37,9 @@ import numpy as np
 from absl import app, flags
 
 from tools import encoder_flags  # noqa: F401  (--encoder, shared with tools.train)
-from tools import outputs
+from tools import outputs, renamed_flags
 
-flags.DEFINE_string("out", None, "Folder to write (created; an earlier import there is "
+flags.DEFINE_string("output_dir", None, "Folder to write (created; an earlier import there is "
                     "replaced, any other content refused).")
 flags.DEFINE_string("keras_weights", None, "A Keras weights file of the application "
                     "without its top (e.g. resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5); "
@@ -219,7 +219,7 @@ def import_encoder(encoder: str, out: str, keras_weights: str | None = "imagenet
                    if f != pretrained.INFO_FILE and not f.startswith("encoder.")
                    and f != "checkpoint"]
         if foreign:
-            raise ValueError(f"--out={out} holds other files ({foreign[:3]}); choose an "
+            raise ValueError(f"--output_dir={out} holds other files ({foreign[:3]}); choose an "
                              f"empty or new folder (nothing there is deleted)")
     if keras_model is None:
         keras_model = keras_application(encoder, keras_weights)
@@ -244,16 +244,16 @@ def import_encoder(encoder: str, out: str, keras_weights: str | None = "imagenet
 
 def main(argv):
     del argv
-    if not FLAGS["encoder"].present or not FLAGS.out:
-        raise app.UsageError("--encoder and --out are required")
+    if not FLAGS["encoder"].present or not FLAGS.output_dir:
+        raise app.UsageError("--encoder and --output_dir are required")
     if FLAGS.encoder == "unet":
         raise app.UsageError("--encoder=unet is the hand-built encoder, which has no "
                              "pretrained weights; give resnet50 or convnext_tiny")
     if FLAGS.keras_weights and not os.path.isfile(FLAGS.keras_weights):
         raise app.UsageError(f"--keras_weights={FLAGS.keras_weights}: no such file")
     try:
-        outputs.check_output_dir(FLAGS.out, "--out")  # before the download and the copy
-        info = import_encoder(FLAGS.encoder, FLAGS.out, FLAGS.keras_weights or "imagenet")
+        outputs.check_output_dir(FLAGS.output_dir, "--output_dir")  # before the download and the copy
+        info = import_encoder(FLAGS.encoder, FLAGS.output_dir, FLAGS.keras_weights or "imagenet")
     except ValueError as err:
         raise SystemExit(f"tools.import_encoder: {err}") from None
     except Exception as err:  # pylint: disable=broad-except
@@ -264,9 +264,9 @@ def main(argv):
                          f"({type(err).__name__}: {str(err)[:200]}); on an offline machine "
                          f"download the Keras 'notop' weights file elsewhere and pass "
                          f"--keras_weights=FILE") from None
-    print(f"wrote {FLAGS.out}: {info['keras_weights_copied']} Keras weights, "
+    print(f"wrote {FLAGS.output_dir}: {info['keras_weights_copied']} Keras weights, "
           f"normalisation mean {info['mean']} std {info['std']}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=renamed_flags.parser("import_encoder"))

@@ -1,8 +1,8 @@
 r"""Writes synthetic demo tiles laid out like the official archives.
 
-  python -m tools.make_demo_data --out=data/demo_potsdam --dataset=potsdam \
+  python -m tools.make_demo_data --output_dir=data/demo_potsdam --dataset=potsdam \
       --tiles=8 --size=1024 --seed=0
-  python -m tools.make_demo_data --out=data/demo_inria --dataset=inria --tiles=10
+  python -m tools.make_demo_data --output_dir=data/demo_inria --dataset=inria --tiles=10
 
 Potsdam-like output: 4_Ortho_RGBIR/ (R,G,B,IR uint8), 1_DSM_normalisation/
 (float32 nDSM), 1_DSM/ (float32 DSM), 5_Labels_all/ and
@@ -19,15 +19,15 @@ Prints each written file and the class proportions.
 from absl import app, flags, logging
 
 from core.data import synthetic
-from tools import outputs
+from tools import outputs, renamed_flags
 
-flags.DEFINE_string("out", None, "Output folder (created if missing).")
+flags.DEFINE_string("output_dir", None, "Output folder (created if missing).")
 flags.DEFINE_enum("dataset", "potsdam", ["potsdam", "inria"], "Archive layout to imitate.")
 flags.DEFINE_integer("tiles", 8, "Number of tiles: about 3/4 training tiles, the rest "
                      "held out (Potsdam test list / INRIA tiles 1-5).")
 flags.DEFINE_integer("size", 1024, f"Tile side in pixels (>= {synthetic.MIN_SIZE}).")
 flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same bytes.")
-flags.mark_flag_as_required("out")
+flags.mark_flag_as_required("output_dir")
 flags.register_validator("tiles", lambda v: v is not None and v >= 1,
                          "--tiles must be an integer >= 1")
 flags.register_validator("size", lambda v: v is not None and v >= synthetic.MIN_SIZE,
@@ -44,16 +44,16 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
-        outputs.check_output_dir(FLAGS.out, "--out")
+        outputs.check_output_dir(FLAGS.output_dir, "--output_dir")
         written = synthetic.make_demo_dataset(
-            FLAGS.out, dataset=FLAGS.dataset, tiles=FLAGS.tiles, size=FLAGS.size,
+            FLAGS.output_dir, dataset=FLAGS.dataset, tiles=FLAGS.tiles, size=FLAGS.size,
             seed=FLAGS.seed, log=print)
     except ValueError as err:
         logging.error("%s", err)
         raise SystemExit(1) from None
-    print(f"{len(written)} file(s) written to {FLAGS.out}"
+    print(f"{len(written)} file(s) written to {FLAGS.output_dir}"
           + ("" if written else " (all already present)"))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=renamed_flags.parser("make_demo_data"))

@@ -24,6 +24,8 @@ RENAMED = {
                 "divergence": "sweep_divergence", "suggestion": "sweep_suggestion"},
     "prepare": {"dataset": "prepare_dataset", "src": "prepare_src", "dst": "data_dir",
                 "label_spec": "classes", "nodata": "elevation_nodata"},
+    "make_demo_data": {"out": "output_dir"},
+    "import_encoder": {"out": "output_dir"},
 }
 # Names a binary still reads with tools.train's meaning (from a training flag
 # file) that it once read with another one on its command line.
@@ -35,6 +37,7 @@ WHY = {
     "bands": "--bands picks the store bands a training run feeds",
     "elevation": "--elevation is the elevation kind a training run feeds",
     "workdir": "--model is the experiment folder in every binary that loads one",
+    "out": "--output_dir is the folder every binary writes to",
     "min_lr": "--min_lr is tools.train's plateau floor (the flag file's)",
     "max_lr": "--max_lr is tools.train's peak learning rate (the flag file's)",
     **{old: "the LR range test's flags start with sweep_, shared with tools.train "

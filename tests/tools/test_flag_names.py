@@ -22,7 +22,6 @@ BINARIES = ("train", "lr_find", "evaluate", "predict", "export", "prepare",
 # Declared by each binary itself, with the one meaning they share.
 OWN_DECLARATIONS = {
     "output_dir": "the folder the binary writes its results to",
-    "out": "the folder the binary writes its results to",
     "split": "a split of the prepared store",
     "seed": "the seed of everything random the binary does",
 }
@@ -114,6 +113,9 @@ class FlagNamesTest(tf.test.TestCase):
             (("lr_find", "--max_lr=1"),
              "tools.lr_find: --max_lr is now --sweep_max_lr"),
             (("lr_find", "--num_steps=8"), "tools.lr_find: --num_steps is now --sweep_steps"),
+            (("make_demo_data", "--out=demo"),
+             "tools.make_demo_data: --out is now --output_dir (--output_dir is the folder "
+             "every binary writes to)"),
         ]
         for args, message in cases:
             result = run_tool(*args, timeout=60)

@@ -29,7 +29,7 @@ class MakeDemoDataBinaryTest(tf.test.TestCase):
 
     def test_writes_potsdam_tiles_and_prints_proportions(self):
         out = os.path.join(self.dir, "demo")
-        proc = _run(f"--out={out}", "--dataset=potsdam", "--tiles=2", "--size=256",
+        proc = _run(f"--output_dir={out}", "--dataset=potsdam", "--tiles=2", "--size=256",
                     "--seed=0")
         self.assertEqual(proc.returncode, 0, proc.stderr)
         written = re.findall(r"^wrote (\S+)$", proc.stdout, re.M)
@@ -51,10 +51,10 @@ class MakeDemoDataBinaryTest(tf.test.TestCase):
         self.assertIn("10 file(s) written", proc.stdout)
 
         # Rerun: nothing written; another seed into the same folder: refused.
-        again = _run(f"--out={out}", "--tiles=2", "--size=256")
+        again = _run(f"--output_dir={out}", "--tiles=2", "--size=256")
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertIn("0 file(s) written", again.stdout)
-        clash = _run(f"--out={out}", "--tiles=2", "--size=256", "--seed=5")
+        clash = _run(f"--output_dir={out}", "--tiles=2", "--size=256", "--seed=5")
         self.assertEqual(clash.returncode, 1)
         self.assertIn("nothing was overwritten", clash.stderr)
 
@@ -63,9 +63,9 @@ class MakeDemoDataBinaryTest(tf.test.TestCase):
                  (["--size=64"], "--size must be an integer >= 256"),
                  (["--dataset=vaihingen"], "value should be one of <potsdam|inria>"),
                  (["--seed=-3"], "--seed must be an integer >= 0"),
-                 ([], "--out")]
+                 ([], "--output_dir")]
         for extra, message in cases:
-            args = ([f"--out={os.path.join(self.dir, 'x')}"] if extra else []) + extra
+            args = ([f"--output_dir={os.path.join(self.dir, 'x')}"] if extra else []) + extra
             proc = _run(*args)
             self.assertNotEqual(proc.returncode, 0, extra)
             self.assertIn(message, proc.stderr, extra)
