@@ -31,8 +31,9 @@ The signatures take raw band values as float32 (every uint8, uint16 and
 int16 value is exact in float32): a client casts its `input_dtype` pixels
 and the model's first op normalises them with mean/std. An input of another
 bit depth must be rescaled to `input_dtype`'s values first (tools.predict
---rescale_input does it). NaN/inf values are no data: the model is given 0
-there, as in training and tools.predict, and those pixels' class is 255.
+--rescale_input does it). NaN/inf values are no data: the model is given
+what training and tools.predict give it there (0 in an optical band, the
+image's mean height in an elevation band), and those pixels' class is 255.
 
 Writing is atomic per folder: the SavedModel goes to a temporary sibling
 `<export_dir>.tmp-XXXX`; only when it is complete is an existing export moved
@@ -63,6 +64,7 @@ import numpy as np
 import tensorflow as tf
 
 from core import inference
+from core.data.datasets import ELEVATION_BANDS
 from core.data.labels import IGNORE_INDEX
 from core.data.raster import SOURCE_DTYPES
 
@@ -107,6 +109,9 @@ class ServingModule(tf.Module):
         self.model = model
         self.model_info = tf.saved_model.Asset(info_path)
         channels, self._multiple = int(model.in_channels), 2 ** int(model.depth)
+        # Holes in an elevation band are filled with the image's mean height
+        # (as tiles.read_elevation does), in an optical band with 0.
+        self._elevation = [b in ELEVATION_BANDS.values() for b in info["bands"]]
         self._num_classes = int(model.num_classes)
         self._tile = dict(window=int(info["window"]), overlap=float(info["overlap"]),
                           tta=tuple(info["tta"]), batch_size=int(info["batch_size"]))
@@ -118,24 +123,35 @@ class ServingModule(tf.Module):
             tf.TensorSpec([None, None, None, channels], tf.float32, name="images")])
 
     def _logits(self, images):
-        return self.model(_finite(images), training=False)
+        return self.model(_finite(images, self._elevation), training=False)
 
     def _serve(self, images):
         shape = tf.shape(images)
-        logits = self.model(pad_to_multiple(_finite(images), self._multiple), training=False)
+        logits = self.model(pad_to_multiple(_finite(images, self._elevation), self._multiple),
+                            training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))[:, :shape[1], :shape[2]]
         return {"probabilities": probabilities, "classes": _classes(probabilities, images)}
 
     def _predict_tile(self, image):
         probabilities = inference.predict_tile_graph(
-            self.model, _finite(image), num_classes=self._num_classes, **self._tile)
+            self.model, _finite(image, self._elevation), num_classes=self._num_classes,
+            **self._tile)
         return {"probabilities": probabilities, "classes": _classes(probabilities, image)}
 
 
-def _finite(images: tf.Tensor) -> tf.Tensor:
-    """NaN/inf (no data) -> 0, as tools.predict gives them to the model
-    (core.data.raster.finite_values): a NaN would spread to its neighbours."""
-    return tf.where(tf.math.is_finite(images), images, tf.zeros_like(images))
+def _finite(images: tf.Tensor, elevation: Sequence[bool]) -> tf.Tensor:
+    """NaN/inf (no data) replaced as tools.predict gives them to the model: 0
+    in an optical band (core.data.raster.finite_values), the mean of the
+    image's finite heights in an `elevation` band (tiles.read_elevation);
+    a NaN would spread to its neighbours. `images` [..., H, W, C]."""
+    finite = tf.math.is_finite(images)
+    known = tf.where(finite, images, tf.zeros_like(images))
+    fill = tf.zeros_like(images)
+    if any(elevation):
+        count = tf.reduce_sum(tf.cast(finite, images.dtype), axis=[-3, -2], keepdims=True)
+        mean = tf.reduce_sum(known, axis=[-3, -2], keepdims=True) / tf.maximum(count, 1.0)
+        fill = tf.where(tf.constant(elevation), mean, 0.0) + fill
+    return tf.where(finite, images, fill)
 
 
 def _classes(probabilities: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
@@ -210,7 +226,9 @@ def make_model_info(model, *, class_names: Sequence[str], palette: Sequence[Sequ
                                "input_dtype) -> probabilities [N,H,W,K] "
                                "float32, classes [N,H,W] uint8",
             "predict_tile": "image [H,W,C] float32 -> probabilities [H,W,K] float32, "
-                            "classes [H,W] uint8 (sliding windows, settings above)"},
+                            "classes [H,W] uint8 (sliding windows, settings above)",
+            "no_data": "NaN/inf input values: the model gets 0 (optical band) or the "
+                       "image's mean height (elevation band) there; classes 255"},
     }
     info.update(extra or {})
     return info

@@ -168,6 +168,7 @@ def predict_streamed(path: str, out: str, streamer, info: dict, progress, traini
                 raise ValueError(f"{height.path}: expected 1 band of heights of "
                                  f"{raster.height}x{raster.width} (the tile {path}), got "
                                  f"{height.count} band(s) of {height.height}x{height.width}")
+            tiles.check_same_grid([path, height.path])
             fill = streaming.valid_mean(height)  # as tiles.read_elevation fills holes
         elif FLAGS.input_elevation:
             raise ValueError(f"--input_elevation needs --input_bands and a model with an "

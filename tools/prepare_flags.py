@@ -69,15 +69,17 @@ def prepare_from_flags(f) -> dict:
 
 
 def prepare_if_needed(f) -> None:
-    """First run of a flag file: prepare --data_dir when it holds no current store."""
-    from core.data.prepare import STORE_FORMAT  # pylint: disable=import-outside-toplevel
+    """First run of a flag file: prepare --data_dir when it holds no current
+    store (or a float store that kept NaN pixel values)."""
+    from core.data import prepare  # pylint: disable=import-outside-toplevel
     if not f.prepare_src:
         return
     path = os.path.join(f.data_dir or "", "info.json")
     try:
         with open(path, encoding="utf-8") as file:
-            if json.load(file).get("format") == STORE_FORMAT:
-                return
+            info = json.load(file)
+        if info.get("format") == prepare.STORE_FORMAT and not prepare.keeps_non_finite(info):
+            return
     except (OSError, ValueError):
         pass  # missing or unreadable: (re)prepare, which skips finished tiles
     prepare_from_flags(f)

@@ -58,6 +58,13 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = "ortholoop-tiles-npy-v2"
 
 
+def keeps_non_finite(info: dict) -> bool:
+    """A float store (info.json) prepared before NaN/inf pixel values were
+    stored as 0: its tiles may hold NaN, which spreads through the model.
+    Preparing it again rewrites its tiles (`_is_done`)."""
+    return str(info.get("dtype", "")).startswith("float") and not info.get("finite")
+
+
 def _fingerprint(source, options: dict) -> str:
     parts = {"options": options}
     paths = {"image": source.image, "label": source.label, **source.elevations}
@@ -160,7 +167,7 @@ def _prepare_tile(source, out_dir: Path, opt: _Options, fingerprint: str) -> dic
     return {"name": source.name, "height": int(image.shape[0]),
             "width": int(image.shape[1]), "dtype": image.dtype.name,
             "num_bands": int(image.shape[-1]), "fingerprint": fingerprint,
-            "finite": True,  # NaN/inf pixel values stored as 0 (`_is_done`)
+            "finite": True,  # NaN/inf pixel values stored as 0 (`keeps_non_finite`)
             "unknown_label_pixels": int(counts["unknown"]),
             "ignore_pixels": int(counts["ignore"]), "nodata_pixels": nodata,
             "class_pixels": [int(c) for c in class_pixels],
@@ -181,7 +188,7 @@ def _is_done(out_dir: Path, name: str, fingerprint: str):
         record = json.loads(path.read_text())
         if record.get("fingerprint") != fingerprint:
             return None
-        if record.get("dtype", "").startswith("float") and not record.get("finite"):
+        if keeps_non_finite(record):
             return None  # written before NaN/inf were stored as 0: prepare it again
         for key, fname in record["files"].items():
             # mmap opens only the header; a short (truncated) file fails here.
@@ -349,13 +356,17 @@ def _info(dataset, src, sources, records, split, spec, src_names, kinds) -> dict
                          f"({stats[names.index(constant[0])]['mean']:g}) over the "
                          f"train split; drop it (--src_bands names the bands) or "
                          "check the files.")
+    dtype = records[sources[0].name]["dtype"]
     return {
         "format": STORE_FORMAT, "dataset": dataset,
+        # Float stores only: an integer store's info.json stays as earlier
+        # releases wrote it (runs record it, and resume only on the same one).
+        **({"finite": True} if keeps_non_finite({"dtype": dtype}) else {}),
         "class_names": list(spec.class_names),
         "palette": [list(c) for c in spec.palette],
         "ignore_index": labels_lib.IGNORE_INDEX,
         "excluded_from_mean": list(spec.excluded_from_mean),
-        "bands": list(src_names), "dtype": records[sources[0].name]["dtype"],
+        "bands": list(src_names), "dtype": dtype,
         "elevations": list(kinds),
         "band_stats": {n: s for n, s in zip(names, stats)},
         "splits": {"train": train,

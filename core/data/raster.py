@@ -239,7 +239,7 @@ def and_valid(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
 
 def finite_values(array: np.ndarray) -> np.ndarray:
     """`array` with NaN and +-inf replaced by 0 (a copy only when there are
-    any). Those pixels are no data (`non_finite_pixels`), but the model must
+    any). Those pixels are no data (`finite_pixels`), but the model must
     not see them: one NaN spreads through every convolution to the valid
     pixels around it. prepare stores, and predict feeds, the same 0."""
     if array.dtype.kind != "f" or np.isfinite(array).all():

@@ -15,6 +15,7 @@ on disk; elevation is float32 metres in its own file per kind
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -25,7 +26,7 @@ import tensorflow as tf
 
 from core.data import patches as patches_lib
 from core.data.datasets import ELEVATION_BANDS
-from core.data.prepare import STORE_FORMAT
+from core.data.prepare import STORE_FORMAT, keeps_non_finite
 from core.data.raster import SOURCE_DTYPES
 from core.data.tiles import BAND_TOKENS
 
@@ -58,6 +59,11 @@ def load_info(data_dir: str | os.PathLike) -> dict:
     if info.get("dtype") not in SOURCE_DTYPES:
         raise ValueError(f"{path}: optical dtype {info.get('dtype')!r}, expected "
                          f"one of {', '.join(SOURCE_DTYPES)}.")
+    if keeps_non_finite(info):
+        logging.getLogger(__name__).warning(
+            "%s: a float store prepared by an earlier release, which kept NaN/inf pixel "
+            "values (they spread through the model); run tools.prepare on it again, "
+            "which rewrites its tiles with 0 there", path)
     return info
 
 

@@ -20,6 +20,7 @@ the file and what was expected.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -238,9 +239,12 @@ def check_same_grid(paths: Sequence[str | os.PathLike]) -> None:
 
     A mask or elevation raster of the image's size but placed elsewhere
     (origin more than half a pixel away, pixel size off by more than 1 %,
-    another EPSG code) would pair each image pixel with another place's
-    label. Files without georeferencing (PNG, JPEG, plain TIFF, the 1 x 1
-    pixel grid at 0, 0) are not compared, nor a rotated GeoTIFF.
+    another EPSG code of the same kind) would pair each image pixel with
+    another place's label. Only GeoTIFF tags are compared: PNG, JPEG, a TIFF
+    without them (or with the 1 x 1 pixel grid at 0, 0), a rotated GeoTIFF,
+    JPEG 2000 and VRT are paired by size alone. As GDAL does by default, a
+    negative ModelPixelScale Y is read as north-up, and half a pixel (a
+    PixelIsPoint file whose tiepoint is a corner) is still the same grid.
     """
     from core.data import geotiff  # pylint: disable=import-outside-toplevel
     placed = []
@@ -249,9 +253,11 @@ def check_same_grid(paths: Sequence[str | os.PathLike]) -> None:
             geo = geotiff.read_geoinfo(path)
         except ValueError:
             geo = None  # rotated, or tags the readers already coped with
-        # Scale 1 x 1 at (0, 0) is the grid of a raster without a place.
-        if geo is not None and geo.transform[1] and geo.transform[5] and (
-                geo.transform != (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)):
+        if geo is None or not all(geo.model_pixel_scale[:2]):
+            continue
+        geo = dataclasses.replace(  # GDAL ignores the sign of the scales
+            geo, model_pixel_scale=tuple(abs(v) for v in geo.model_pixel_scale))
+        if geo.transform != (0.0, 1.0, 0.0, 0.0, 0.0, -1.0):  # not the grid of no place
             placed.append((path, geo))
     if not placed:
         return
@@ -259,14 +265,23 @@ def check_same_grid(paths: Sequence[str | os.PathLike]) -> None:
     x0, sx, _, y0, _, sy = first.transform
     for path, geo in placed[1:]:
         x1, tx, _, y1, _, ty = geo.transform
-        shifted = max(abs(x1 - x0) / abs(sx), abs(y1 - y0) / abs(sy)) > 0.5
+        shifted = max(abs(x1 - x0) / sx, abs(y1 - y0) / -sy) > 0.5 + 1e-6
         scaled = abs(tx / sx - 1) > 0.01 or abs(ty / sy - 1) > 0.01
-        other_crs = (None not in (first.crs_epsg, geo.crs_epsg)
-                     and first.crs_epsg != geo.crs_epsg)
-        if shifted or scaled or other_crs:
+        if shifted or scaled or _other_crs(first, geo):
             raise TileError(f"{path} is not on the grid of {first_path}: {_grid(geo)} vs "
                             f"{_grid(first)}; a mask or elevation raster must cover its "
                             f"image pixel for pixel (same extent and resolution).")
+
+
+def _other_crs(a, b) -> bool:
+    """Two EPSG codes of the same kind (projected, else geographic) differ."""
+    from core.data import geotiff  # pylint: disable=import-outside-toplevel
+    for key in (geotiff.KEY_PROJECTED_TYPE, geotiff.KEY_GEOGRAPHIC_TYPE):
+        codes = [g.geokeys().get(key) for g in (a, b)]
+        codes = [None if c in (0, geotiff.USER_DEFINED) else c for c in codes]
+        if codes != [None, None]:  # a user-defined CRS may be the same one: not compared
+            return None not in codes and codes[0] != codes[1]
+    return False
 
 
 def _grid(geo) -> str:

@@ -143,6 +143,32 @@ class ExportTest(tf.test.TestCase):
         self.assertAllClose(export.LoadedModel(self.export_dir)(batch), self.model(filled),
                             rtol=1e-4, atol=1e-4)
 
+    def test_nan_heights_get_the_images_mean_height(self):
+        # An R, G, nDSM model: a hole in the heights is filled with the
+        # image's mean height (tiles.read_elevation), one in R with 0.
+        info = dict(info_for(self.model), bands=["R", "G", "nDSM"])
+        path = export.export_saved_model(self.model, os.path.join(self.root, "rg_ndsm"), info)
+        loaded = tf.saved_model.load(path)
+        rng = np.random.default_rng(4)
+        batch = rng.uniform(0, 60, (2, 16, 24, 3)).astype(np.float32)
+        batch[0, 2:5, 3:6, 2] = np.nan
+        batch[1, 9, 9:12, 2] = np.inf
+        batch[1, 0, 0, 0] = np.nan
+        filled = batch.copy()
+        for i in range(2):
+            heights = filled[i, ..., 2]
+            heights[~np.isfinite(heights)] = heights[np.isfinite(heights)].mean()
+        filled[~np.isfinite(filled)] = 0
+        want = tf.nn.softmax(self.model(filled)).numpy()
+        out = loaded.signatures["serving_default"](images=tf.constant(batch))
+        self.assertAllClose(out["probabilities"], want, atol=1e-5)
+        self.assertAllEqual(out["classes"],
+                            np.where(~np.isfinite(batch).all(-1), 255, want.argmax(-1)))
+        tile = loaded.signatures["predict_tile"](image=tf.constant(batch[0]))
+        want_tile = inference.predict_tile(self.model, filled[0], window=WINDOW,
+                                           overlap=OVERLAP, tta=TTA, batch_size=2)
+        self.assertAllClose(tile["probabilities"], want_tile, atol=1e-5)
+
     def test_pad_to_multiple_is_reflection(self):
         x = np.arange(2 * 5 * 9 * 1, dtype=np.float32).reshape(2, 5, 9, 1)
         want = np.pad(x, ((0, 0), (0, 3), (0, 7), (0, 0)), mode="reflect")

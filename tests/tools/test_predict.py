@@ -68,6 +68,27 @@ class PredictToolTest(tf.test.TestCase):
                 self.assertGreater(len(np.unique(classes)), 1)
 
 
+    def test_elevation_on_another_grid_is_refused(self):
+        rgbir, height = self.arrays["a"]
+        root = os.path.join(self.root, "shifted")
+        os.makedirs(os.path.join(root, "tiles"))
+        os.makedirs(os.path.join(root, "ndsm"))
+        geotiff.write_geotiff(os.path.join(root, "tiles", "a.tif"), rgbir,
+                              geotiff.make_geoinfo(25832, (366000.0, 5808000.0), 0.05))
+        geotiff.write_geotiff(os.path.join(root, "ndsm", "a.tif"), height,   # 20 pixels east
+                              geotiff.make_geoinfo(25832, (366001.0, 5808000.0), 0.05))
+        for mode in ((), ("--stream",)):
+            out = os.path.join(root, "out", *mode)
+            run = run_tool("predict", f"--model={self.workdir}",
+                           f"--input={os.path.join(root, 'tiles')}", f"--output_dir={out}",
+                           "--input_bands=RGBIR", f"--input_elevation={os.path.join(root, 'ndsm')}",
+                           "--window=32", *mode)
+            self.assertEqual(run.returncode, 1, run.stderr[-3000:])
+            self.assertRegex(run.stderr, r"SKIPPED .*ndsm/a\.tif is not on the grid of "
+                                         r".*tiles/a\.tif: origin \(366001, 5808000\)")
+            self.assertFalse(os.path.exists(os.path.join(out, "a_classes.tif")), mode)
+
+
 def write_rgb(path, array, nodata=None):
     geotiff.write_geotiff(path, array, geotiff.make_geoinfo(25832, (366000.0, 5808000.0), 0.05),
                           nodata=nodata)

@@ -101,6 +101,17 @@ class PotsdamInriaTest(tf.test.TestCase):
         second = prepare("potsdam", self.potsdam, dst, elevation="ndsm")
         self.assertEqual(first, second)
         self.assertEqual(tree_state(dst), state)          # nothing rewritten
+        self.assertNotIn("finite", first)  # a uint8 store's info.json is as before
+        # A uint8 tile recorded before NaN/inf were stored as 0 is left as is.
+        record_path = os.path.join(dst, "tiles", "top_potsdam_2_10.json")
+        with open(record_path, encoding="utf-8") as f:
+            record = json.load(f)
+        del record["finite"]
+        with open(record_path, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+        state = tree_state(dst)
+        prepare("potsdam", self.potsdam, dst, elevation="ndsm")
+        self.assertEqual(tree_state(dst), state)
         # Another run's band and elevation choice uses the same store as is.
         third = prepare("potsdam", self.potsdam, dst, bands="RGB", elevation="none")
         self.assertEqual(third, first)
@@ -295,6 +306,29 @@ class FolderTest(tf.test.TestCase):
         self.assertAllEqual(np.load(os.path.join(self.dst, "tiles/tile0.image.npy")), stored)
         self.assertEqual(os.stat(os.path.join(self.dst, "tiles/tile1.image.npy")).st_mtime_ns,
                          kept)
+        # A whole store of that kind: its readers warn, a flag file's first-run
+        # prepare (tools.train --prepare_*) prepares it again.
+        from types import SimpleNamespace  # pylint: disable=import-outside-toplevel
+        from unittest import mock  # pylint: disable=import-outside-toplevel
+        from core.data import store  # pylint: disable=import-outside-toplevel
+        from tools import prepare_flags  # pylint: disable=import-outside-toplevel
+        flag_values = SimpleNamespace(prepare_src=self.src, data_dir=self.dst)
+        self.assertTrue(store.load_info(self.dst)["finite"])
+        with mock.patch.object(prepare_flags, "prepare_from_flags") as again:
+            prepare_flags.prepare_if_needed(flag_values)
+        again.assert_not_called()
+        info_path = os.path.join(self.dst, "info.json")
+        with open(info_path, encoding="utf-8") as f:
+            old_info = json.load(f)
+        del old_info["finite"]
+        with open(info_path, "w", encoding="utf-8") as f:
+            json.dump(old_info, f)
+        with self.assertLogs("core.data.store", "WARNING") as logs:
+            store.load_info(self.dst)
+        self.assertIn("kept NaN/inf pixel values", logs.output[0])
+        with mock.patch.object(prepare_flags, "prepare_from_flags") as again:
+            prepare_flags.prepare_if_needed(flag_values)
+        again.assert_called_once_with(flag_values)
 
     def test_mask_on_another_grid_is_refused(self):
         # GeoTIFFs written by GDAL: the masks have the images' size, placed

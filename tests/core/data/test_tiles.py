@@ -1,4 +1,5 @@
 """Tests for core.data.tiles: readers, band selection, pairing by stem."""
+import dataclasses
 import os
 import random
 
@@ -237,6 +238,16 @@ class PairByStemTest(tf.test.TestCase):
         for name, geo in (
                 ("placed", geotiff.make_geoinfo(25832, (366000.0, 5808000.0), 0.05)),
                 ("within_half_pixel", geotiff.make_geoinfo(25832, (366000.02, 5808000.0), 0.05)),
+                # A PixelIsPoint file whose tiepoint is a corner: half a pixel.
+                ("half_pixel", geotiff.make_geoinfo(25832, (366000.025, 5808000.025), 0.05)),
+                # GDAL reads a negative ScaleY as north-up.
+                ("negative_scale_y", dataclasses.replace(
+                    geotiff.make_geoinfo(25832, (366000.0, 5808000.0), 0.05),
+                    model_pixel_scale=(0.05, -0.05, 0.0))),
+                # Only a geographic code (ETRS89): not compared with a projected one.
+                ("geographic_code_only", dataclasses.replace(
+                    geotiff.make_geoinfo(25832, (366000.0, 5808000.0), 0.05),
+                    geo_key_directory=(1, 1, 0, 1, 2048, 0, 1, 4258))),
                 ("two_pixels_off", geotiff.make_geoinfo(25832, (366000.1, 5808000.0), 0.05)),
                 ("no_place", geotiff.GeoInfo(geo_key_directory=(1, 1, 0, 0),
                                              model_pixel_scale=(1.0, 1.0, 0.0),
@@ -248,8 +259,9 @@ class PairByStemTest(tf.test.TestCase):
         iio.imwrite(paths["png"], array)
         self.assertEqual(geotiff.read_geoinfo(paths["no_place"]).transform,
                          (0.0, 1.0, 0.0, 0.0, 0.0, -1.0))
-        tiles.check_same_grid([paths[n] for n in ("placed", "within_half_pixel", "no_place",
-                                                  "plain", "png")])
+        tiles.check_same_grid([paths[n] for n in (
+            "placed", "within_half_pixel", "half_pixel", "negative_scale_y",
+            "geographic_code_only", "no_place", "plain", "png")])
         tiles.check_same_grid([paths["plain"], paths["two_pixels_off"]])  # one placed
         with self.assertRaisesRegex(TileError, r"two_pixels_off\.tif is not on the grid of "
                                     r".*placed\.tif: origin \(366000\.1, 5808000\)"):
