@@ -14,6 +14,16 @@ from core.data.tiles import TileError
 from tests.helpers import make_folder_dataset, tree_state
 
 
+def as_written_before(path):
+    """A tile record or info.json as releases before NaN/inf pixel values were
+    stored as 0 wrote it: without its "finite" mark."""
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)
+    del record["finite"]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f)
+
+
 def decode_reference(rgb, palette):
     """Palette decode written plainly: one comparison per class."""
     ids = np.full(rgb.shape[:2], 255, np.uint8)
@@ -103,12 +113,7 @@ class PotsdamInriaTest(tf.test.TestCase):
         self.assertEqual(tree_state(dst), state)          # nothing rewritten
         self.assertNotIn("finite", first)  # a uint8 store's info.json is as before
         # A uint8 tile recorded before NaN/inf were stored as 0 is left as is.
-        record_path = os.path.join(dst, "tiles", "top_potsdam_2_10.json")
-        with open(record_path, encoding="utf-8") as f:
-            record = json.load(f)
-        del record["finite"]
-        with open(record_path, "w", encoding="utf-8") as f:
-            json.dump(record, f)
+        as_written_before(os.path.join(dst, "tiles", "top_potsdam_2_10.json"))
         state = tree_state(dst)
         prepare("potsdam", self.potsdam, dst, elevation="ndsm")
         self.assertEqual(tree_state(dst), state)
@@ -294,12 +299,7 @@ class FolderTest(tf.test.TestCase):
         self.assertAllClose(info["band_stats"]["B"]["max"], b.max(), rtol=1e-7)
         # A float tile of a store prepared before (NaN kept, no "finite" in its
         # record) is prepared again; the others are skipped.
-        record_path = os.path.join(self.dst, "tiles/tile0.json")
-        with open(record_path, encoding="utf-8") as f:
-            record = json.load(f)
-        del record["finite"]
-        with open(record_path, "w", encoding="utf-8") as f:
-            json.dump(record, f)
+        as_written_before(os.path.join(self.dst, "tiles/tile0.json"))
         np.save(os.path.join(self.dst, "tiles/tile0.image.npy"), holes["tile0"])
         kept = os.stat(os.path.join(self.dst, "tiles/tile1.image.npy")).st_mtime_ns
         prepare("folder", self.src, self.dst, val_tiles=["tile2"])
@@ -317,12 +317,7 @@ class FolderTest(tf.test.TestCase):
         with mock.patch.object(prepare_flags, "prepare_from_flags") as again:
             prepare_flags.prepare_if_needed(flag_values)
         again.assert_not_called()
-        info_path = os.path.join(self.dst, "info.json")
-        with open(info_path, encoding="utf-8") as f:
-            old_info = json.load(f)
-        del old_info["finite"]
-        with open(info_path, "w", encoding="utf-8") as f:
-            json.dump(old_info, f)
+        as_written_before(os.path.join(self.dst, "info.json"))
         with self.assertLogs("core.data.store", "WARNING") as logs:
             store.load_info(self.dst)
         self.assertIn("kept NaN/inf pixel values", logs.output[0])
