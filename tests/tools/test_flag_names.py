@@ -116,6 +116,8 @@ class FlagNamesTest(tf.test.TestCase):
             (("make_demo_data", "--out=demo"),
              "tools.make_demo_data: --out is now --output_dir (--output_dir is the folder "
              "every binary writes to)"),
+            (("import_encoder", "--encoder=resnet50", "--out=weights"),
+             "tools.import_encoder: --out is now --output_dir"),
         ]
         for args, message in cases:
             result = run_tool(*args, timeout=60)

@@ -49,10 +49,14 @@ class TrainBinaryTest(tf.test.TestCase):
         # The workdir lock went with the process (its SIGTERM handler returned).
         self.assertFalse(os.path.exists(os.path.join(workdir, "LOCK")))
 
-        # 2. The same command resumes at step 2 and runs to 8.
-        second = run(train_command(flagfile))
+        # 2. The command resumes at step 2 and runs to 8; a setting changed on
+        # the way (one that leaves the weights alone) is listed, old -> new.
+        second = run(train_command(flagfile) + ["--keep_checkpoints=4"])
         self.assertEqual(second.returncode, 0, second.stderr[-3000:])
         self.assertIn("resumed from", second.stderr)
+        self.assertRegex(second.stderr, r"resuming .* with settings that differ from the ones "
+                                        r"it started with:\n  train\.loop\.keep_checkpoints: "
+                                        r"3 -> 4\n")
         self.assertIn("training from step 2 to 8", second.stderr)
         self.assertNotIn("training from step 0", second.stderr)
         reader = tf.train.load_checkpoint(
