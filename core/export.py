@@ -123,40 +123,42 @@ class ServingModule(tf.Module):
             tf.TensorSpec([None, None, None, channels], tf.float32, name="images")])
 
     def _logits(self, images):
-        return self.model(_finite(images, self._elevation), training=False)
+        return self.model(_finite(images, self._elevation)[0], training=False)
 
     def _serve(self, images):
         shape = tf.shape(images)
-        logits = self.model(pad_to_multiple(_finite(images, self._elevation), self._multiple),
-                            training=False)
+        filled, valid = _finite(images, self._elevation)
+        logits = self.model(pad_to_multiple(filled, self._multiple), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))[:, :shape[1], :shape[2]]
-        return {"probabilities": probabilities, "classes": _classes(probabilities, images)}
+        return {"probabilities": probabilities, "classes": _classes(probabilities, valid)}
 
     def _predict_tile(self, image):
+        filled, valid = _finite(image, self._elevation)
         probabilities = inference.predict_tile_graph(
-            self.model, _finite(image, self._elevation), num_classes=self._num_classes,
-            **self._tile)
-        return {"probabilities": probabilities, "classes": _classes(probabilities, image)}
+            self.model, filled, num_classes=self._num_classes, **self._tile)
+        return {"probabilities": probabilities, "classes": _classes(probabilities, valid)}
 
 
-def _finite(images: tf.Tensor, elevation: Sequence[bool]) -> tf.Tensor:
+def _finite(images: tf.Tensor, elevation: Sequence[bool]) -> tuple[tf.Tensor, tf.Tensor]:
     """NaN/inf (no data) replaced as tools.predict gives them to the model: 0
     in an optical band (core.data.raster.finite_values), the mean of the
     image's finite heights in an `elevation` band (tiles.read_elevation);
-    a NaN would spread to its neighbours. `images` [..., H, W, C]."""
+    a NaN would spread to its neighbours. `images` [..., H, W, C].
+
+    Returns:
+      (the filled images, [..., H, W] bool: every band of the pixel finite).
+    """
     finite = tf.math.is_finite(images)
-    known = tf.where(finite, images, tf.zeros_like(images))
-    fill = tf.zeros_like(images)
+    fill = tf.zeros([], images.dtype)
     if any(elevation):
         count = tf.reduce_sum(tf.cast(finite, images.dtype), axis=[-3, -2], keepdims=True)
-        mean = tf.reduce_sum(known, axis=[-3, -2], keepdims=True) / tf.maximum(count, 1.0)
-        fill = tf.where(tf.constant(elevation), mean, 0.0) + fill
-    return tf.where(finite, images, fill)
+        total = tf.reduce_sum(tf.where(finite, images, fill), axis=[-3, -2], keepdims=True)
+        fill = tf.where(tf.constant(elevation), total / tf.maximum(count, 1.0), fill)
+    return tf.where(finite, images, fill), tf.reduce_all(finite, axis=-1)
 
 
-def _classes(probabilities: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
-    """uint8 argmax; IGNORE_INDEX where a band of the input was NaN/inf."""
-    valid = tf.reduce_all(tf.math.is_finite(images), axis=-1)
+def _classes(probabilities: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """uint8 argmax; IGNORE_INDEX where `valid` is False (a NaN/inf input)."""
     return tf.where(valid, tf.cast(tf.argmax(probabilities, -1), tf.uint8),
                     tf.constant(IGNORE_INDEX, tf.uint8))
 

@@ -361,7 +361,7 @@ def _info(dataset, src, sources, records, split, spec, src_names, kinds) -> dict
         "format": STORE_FORMAT, "dataset": dataset,
         # Float stores only: an integer store's info.json stays as earlier
         # releases wrote it (runs record it, and resume only on the same one).
-        **({"finite": True} if keeps_non_finite({"dtype": dtype}) else {}),
+        **({"finite": True} if dtype.startswith("float") else {}),
         "class_names": list(spec.class_names),
         "palette": [list(c) for c in spec.palette],
         "ignore_index": labels_lib.IGNORE_INDEX,

@@ -242,9 +242,10 @@ def finite_values(array: np.ndarray) -> np.ndarray:
     any). Those pixels are no data (`finite_pixels`), but the model must
     not see them: one NaN spreads through every convolution to the valid
     pixels around it. prepare stores, and predict feeds, the same 0."""
-    if array.dtype.kind != "f" or np.isfinite(array).all():
+    if array.dtype.kind != "f":
         return array
-    return np.where(np.isfinite(array), array, array.dtype.type(0))
+    finite = np.isfinite(array)
+    return array if finite.all() else np.where(finite, array, array.dtype.type(0))
 
 
 def _valid(array: np.ndarray, decoded: Decoded) -> np.ndarray | None:
