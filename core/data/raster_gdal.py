@@ -25,6 +25,31 @@ def available() -> bool:
     return True
 
 
+def read_placement(path) -> tuple | None:
+    """Where GDAL places a raster: (geotransform (x0, sx, 0, y0, 0, sy),
+    projected EPSG code, geographic EPSG code), a code None when the CRS is
+    of the other kind, absent or has none; None for a raster without a
+    place (no georeference, the identity grid, ground control points only),
+    a rotated one, or a file GDAL cannot open (its reader says why)."""
+    import warnings  # pylint: disable=import-outside-toplevel
+    import rasterio  # pylint: disable=import-outside-toplevel
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError  # pylint: disable=import-outside-toplevel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            with rasterio.open(path) as ds:
+                transform, crs = ds.transform, ds.crs
+        except RasterioIOError:
+            return None
+    if transform.b or transform.d or transform.is_identity:
+        return None
+    code = crs.to_epsg() if crs is not None else None
+    projected = bool(crs is not None and crs.is_projected)
+    return (tuple(float(v) for v in transform.to_gdal()),
+            code if projected else None, None if projected else code)
+
+
 def read_gdal(path: Path):
     """Pixels, alpha, mask, palette and nodata of any raster GDAL opens.
 

@@ -235,59 +235,84 @@ def pair_by_stem(images: Iterable[str | os.PathLike],
 
 
 def check_same_grid(paths: Sequence[str | os.PathLike]) -> None:
-    """Raises TileError when two of the files are GeoTIFFs on different grids.
+    """Raises TileError when two of the files are placed on different grids.
 
     A mask or elevation raster of the image's size but placed elsewhere
     (origin more than half a pixel away, pixel size off by more than 1 %,
     another EPSG code of the same kind) would pair each image pixel with
-    another place's label. Only GeoTIFF tags are compared: PNG, JPEG, a TIFF
-    without them (or with the 1 x 1 pixel grid at 0, 0), a rotated GeoTIFF,
-    JPEG 2000 and VRT are paired by size alone. As GDAL does by default, a
-    negative ModelPixelScale Y is read as north-up, and half a pixel (a
+    another place's label. GeoTIFFs are read from their tags; with the geo
+    extra (rasterio), every other file is asked of GDAL too: JPEG 2000, VRT,
+    ERDAS .img, and PNG/JPEG/TIFF placed by a world file or .aux.xml. Files without a
+    place (no georeference, the 1 x 1 pixel grid at 0, 0, or a rotated grid)
+    are paired by size alone. As GDAL does by default, a negative
+    ModelPixelScale Y in a GeoTIFF is read as north-up, and half a pixel (a
     PixelIsPoint file whose tiepoint is a corner) is still the same grid.
     """
-    from core.data import geotiff  # pylint: disable=import-outside-toplevel
-    placed = []
-    for path in paths:
-        try:
-            geo = geotiff.read_geoinfo(path)
-        except ValueError:
-            geo = None  # rotated, or tags the readers already coped with
-        if geo is None or not all(geo.model_pixel_scale[:2]):
-            continue
-        geo = dataclasses.replace(  # GDAL ignores the sign of the scales
-            geo, model_pixel_scale=tuple(abs(v) for v in geo.model_pixel_scale))
-        if geo.transform != (0.0, 1.0, 0.0, 0.0, 0.0, -1.0):  # not the grid of no place
-            placed.append((path, geo))
+    placed = [(path, grid) for path in paths
+              for grid in [_placement(path)] if grid is not None]
     if not placed:
         return
     first_path, first = placed[0]
     x0, sx, _, y0, _, sy = first.transform
-    for path, geo in placed[1:]:
-        x1, tx, _, y1, _, ty = geo.transform
-        shifted = max(abs(x1 - x0) / sx, abs(y1 - y0) / -sy) > 0.5 + 1e-6
+    for path, grid in placed[1:]:
+        x1, tx, _, y1, _, ty = grid.transform
+        shifted = max(abs(x1 - x0) / abs(sx), abs(y1 - y0) / abs(sy)) > 0.5 + 1e-6
         scaled = abs(tx / sx - 1) > 0.01 or abs(ty / sy - 1) > 0.01
-        if shifted or scaled or _other_crs(first, geo):
-            raise TileError(f"{path} is not on the grid of {first_path}: {_grid(geo)} vs "
-                            f"{_grid(first)}; a mask or elevation raster must cover its "
+        if shifted or scaled or _other_crs(first, grid):
+            raise TileError(f"{path} is not on the grid of {first_path}: {grid} vs "
+                            f"{first}; a mask or elevation raster must cover its "
                             f"image pixel for pixel (same extent and resolution).")
 
 
-def _other_crs(a, b) -> bool:
+@dataclasses.dataclass(frozen=True)
+class _Grid:
+    """Where a raster lies: GDAL geotransform (x0, sx, 0, y0, 0, sy) and
+    the EPSG codes of its CRS by kind (None: absent or user-defined)."""
+    transform: tuple[float, float, float, float, float, float]
+    projected: int | None
+    geographic: int | None
+
+    def __str__(self) -> str:
+        x0, sx, _, y0, _, sy = self.transform
+        code = self.projected or self.geographic
+        return (f"origin ({x0:.12g}, {y0:.12g}), pixel {abs(sx):.6g} x {abs(sy):.6g}"
+                + (f", EPSG:{code}" if code else ""))
+
+
+def _placement(path) -> "_Grid | None":
+    """The grid of a placed raster, or None (no place, rotated, unreadable
+    tags: the readers report those)."""
+    from core.data import geotiff, raster_gdal  # pylint: disable=import-outside-toplevel
+    geo = None
+    if os.fspath(path).lower().endswith((".tif", ".tiff")):
+        try:
+            geo = geotiff.read_geoinfo(path)
+        except ValueError:
+            return None
+    if geo is not None:
+        if not all(geo.model_pixel_scale[:2]):
+            return None
+        # GDAL ignores the sign of the scales: north-up either way.
+        transform = dataclasses.replace(
+            geo, model_pixel_scale=tuple(abs(v) for v in geo.model_pixel_scale)).transform
+        if transform == (0.0, 1.0, 0.0, 0.0, 0.0, -1.0):  # the grid of no place
+            return None
+        keys = geo.geokeys()
+        return _Grid(transform, *(
+            None if keys.get(k) in (None, 0, geotiff.USER_DEFINED) else int(keys[k])
+            for k in (geotiff.KEY_PROJECTED_TYPE, geotiff.KEY_GEOGRAPHIC_TYPE)))
+    if not raster_gdal.available():  # a TIFF without tags may have a world file
+        return None
+    placement = raster_gdal.read_placement(path)
+    return None if placement is None else _Grid(*placement)
+
+
+def _other_crs(a: _Grid, b: _Grid) -> bool:
     """Two EPSG codes of the same kind (projected, else geographic) differ."""
-    from core.data import geotiff  # pylint: disable=import-outside-toplevel
-    for key in (geotiff.KEY_PROJECTED_TYPE, geotiff.KEY_GEOGRAPHIC_TYPE):
-        codes = [g.geokeys().get(key) for g in (a, b)]
-        codes = [None if c in (0, geotiff.USER_DEFINED) else c for c in codes]
-        if codes != [None, None]:  # a user-defined CRS may be the same one: not compared
+    for codes in ((a.projected, b.projected), (a.geographic, b.geographic)):
+        if codes != (None, None):  # a user-defined CRS may be the same one: not compared
             return None not in codes and codes[0] != codes[1]
     return False
-
-
-def _grid(geo) -> str:
-    x0, sx, _, y0, _, sy = geo.transform
-    return (f"origin ({x0:.12g}, {y0:.12g}), pixel {sx:.6g} x {-sy:.6g}"
-            + (f", EPSG:{geo.crs_epsg}" if geo.crs_epsg else ""))
 
 
 def check_same_size(arrays: Sequence[tuple[str | os.PathLike, np.ndarray]]) -> None:

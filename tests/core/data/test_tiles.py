@@ -267,6 +267,50 @@ class PairByStemTest(tf.test.TestCase):
                                     r".*placed\.tif: origin \(366000\.1, 5808000\)"):
             tiles.check_same_grid([paths["placed"], paths["png"], paths["two_pixels_off"]])
 
+    def test_grid_of_files_gdal_places(self):
+        """JPEG 2000, a VRT and a PNG with a world file are placed by GDAL
+        (rasterio writes them) and compared with a GeoTIFF's tags."""
+        import rasterio  # pylint: disable=import-outside-toplevel
+        from rasterio.transform import from_origin  # pylint: disable=import-outside-toplevel
+        root = self.get_temp_dir()
+        array = np.arange(16 * 20, dtype=np.uint8).reshape(1, 16, 20)
+
+        def write(name, driver, x0=366000.0, pixel=0.5, crs="EPSG:25832"):
+            path = os.path.join(root, name)
+            with rasterio.open(path, "w", driver=driver, width=20, height=16, count=1,
+                               dtype="uint8", crs=crs,
+                               transform=from_origin(x0, 5808000.0, pixel, pixel)) as ds:
+                ds.write(array)
+            return path
+
+        image = write("image.tif", "GTiff")
+        same = [write("mask.jp2", "JP2OpenJPEG"), write("mask_world.png", "PNG")]
+        vrt = os.path.join(root, "mask.vrt")
+        with rasterio.open(same[0]) as src:
+            self.assertEqual(src.transform, from_origin(366000.0, 5808000.0, 0.5, 0.5))
+        tiles.check_same_grid([image, *same])
+        # A VRT over the GeoTIFF, moved two pixels east by its geotransform.
+        with open(vrt, "w", encoding="utf-8") as f:
+            f.write(f"""<VRTDataset rasterXSize="20" rasterYSize="16">
+  <SRS>EPSG:25832</SRS>
+  <GeoTransform>366001.0, 0.5, 0, 5808000.0, 0, -0.5</GeoTransform>
+  <VRTRasterBand dataType="Byte" band="1"><SimpleSource>
+    <SourceFilename relativeToVRT="1">image.tif</SourceFilename><SourceBand>1</SourceBand>
+  </SimpleSource></VRTRasterBand>
+</VRTDataset>""")
+        with self.assertRaisesRegex(TileError, r"mask\.vrt is not on the grid of .*image\.tif: "
+                                    r"origin \(366001, 5808000\), pixel 0\.5 x 0\.5, EPSG:25832"):
+            tiles.check_same_grid([image, vrt])
+        for name, kwargs in (("coarser.jp2", {"pixel": 1.0}),
+                             ("other_crs.png", {"crs": "EPSG:32632"})):
+            with self.assertRaisesRegex(TileError, f"{name} is not on the grid"):
+                driver = "PNG" if name.endswith(".png") else "JP2OpenJPEG"
+                tiles.check_same_grid([image, write(name, driver, **kwargs)])
+        # Without a place (no world file, no CRS): paired by size, as before.
+        plain = os.path.join(root, "plain.png")
+        iio.imwrite(plain, array[0])
+        tiles.check_same_grid([image, plain])
+
 
 if __name__ == "__main__":
     tf.test.main()
