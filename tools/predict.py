@@ -125,7 +125,7 @@ def training_values(image, index: list, optical: list, info: dict, rescale, *,
         out[..., index] = rescale_lib.rescale(
             image[..., index], rescale, want, bands=optical,
             band_ranges=info.get("band_ranges"), valid=valid, path=path)
-    return finite_values(out)
+    return finite_values(out, in_place=True)  # out is this function's own copy
 
 
 def elevation_source(path: str, elevation: str, num_inputs: int) -> str:

@@ -237,15 +237,21 @@ def and_valid(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return a if b is None else a & b
 
 
-def finite_values(array: np.ndarray) -> np.ndarray:
+def finite_values(array: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     """`array` with NaN and +-inf replaced by 0 (a copy only when there are
-    any). Those pixels are no data (`finite_pixels`), but the model must
-    not see them: one NaN spreads through every convolution to the valid
-    pixels around it. prepare stores, and predict feeds, the same 0."""
+    any, none with `in_place`, for an array the caller owns). Those pixels
+    are no data (`finite_pixels`), but the model must not see them: one NaN
+    spreads through every convolution to the valid pixels around it.
+    prepare stores, and predict feeds, the same 0."""
     if array.dtype.kind != "f":
         return array
     finite = np.isfinite(array)
-    return array if finite.all() else np.where(finite, array, array.dtype.type(0))
+    if finite.all():
+        return array
+    if in_place:
+        np.copyto(array, array.dtype.type(0), where=~finite)
+        return array
+    return np.where(finite, array, array.dtype.type(0))
 
 
 def _valid(array: np.ndarray, decoded: Decoded) -> np.ndarray | None:

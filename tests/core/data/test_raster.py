@@ -175,8 +175,12 @@ class ReadRasterTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_finite_values_reference(self):
         array = np.array([[[1.5, np.nan], [np.inf, 2]], [[-np.inf, 3], [4, 5]]], np.float32)
-        self.assertAllEqual(raster_lib.finite_values(array), [[[1.5, 0], [0, 2]], [[0, 3], [4, 5]]])
+        filled = [[[1.5, 0], [0, 2]], [[0, 3], [4, 5]]]
+        self.assertAllEqual(raster_lib.finite_values(array), filled)
+        self.assertTrue(np.isnan(array[0, 0, 1]))                 # the source is kept
         self.assertAllEqual(raster_lib.finite_pixels(array), [[False, False], [False, True]])
+        self.assertIs(raster_lib.finite_values(array, in_place=True), array)
+        self.assertAllEqual(array, filled)                         # filled where it is
         finite = np.ones((2, 2, 1), np.float32)
         self.assertIs(raster_lib.finite_values(finite), finite)   # no copy
         self.assertIsNone(raster_lib.finite_pixels(finite))
