@@ -306,6 +306,15 @@ class PairByStemTest(tf.test.TestCase):
             with self.assertRaisesRegex(TileError, f"{name} is not on the grid"):
                 driver = "PNG" if name.endswith(".png") else "JP2OpenJPEG"
                 tiles.check_same_grid([image, write(name, driver, **kwargs)])
+        # A TIFF without geo tags beside a world file (.tfw: pixel size, then
+        # the centre of the top-left pixel) two pixels west of the image.
+        tfw = os.path.join(root, "world.tif")
+        tifffile.imwrite(tfw, array[0])
+        with open(tfw[:-4] + ".tfw", "w", encoding="utf-8") as f:
+            f.write("0.5\n0\n0\n-0.5\n365999.25\n5807999.75\n")
+        with self.assertRaisesRegex(TileError, r"world\.tif is not on the grid of .*image\.tif: "
+                                    r"origin \(365999, 5808000\), pixel 0\.5 x 0\.5 vs"):
+            tiles.check_same_grid([image, tfw])
         # Without a place (no world file, no CRS): paired by size, as before.
         plain = os.path.join(root, "plain.png")
         iio.imwrite(plain, array[0])
