@@ -84,8 +84,13 @@ class GeoInfo:
     def crs_epsg(self) -> int | None:
         """EPSG code of the CRS, or None if user-defined or absent."""
         keys = self.geokeys()
-        code = keys.get(KEY_PROJECTED_TYPE, keys.get(KEY_GEOGRAPHIC_TYPE))
-        return None if code in (None, 0, USER_DEFINED) else int(code)
+        return _epsg(keys.get(KEY_PROJECTED_TYPE, keys.get(KEY_GEOGRAPHIC_TYPE)))
+
+    @property
+    def epsg_by_kind(self) -> tuple[int | None, int | None]:
+        """(projected, geographic) EPSG codes, each None if user-defined or absent."""
+        keys = self.geokeys()
+        return _epsg(keys.get(KEY_PROJECTED_TYPE)), _epsg(keys.get(KEY_GEOGRAPHIC_TYPE))
 
     @property
     def transform(self) -> tuple[float, float, float, float, float, float]:
@@ -161,6 +166,11 @@ def _format_nodata(value: float) -> str:
         return str(int(value))
     return repr(float(value))
 
+
+
+def _epsg(code) -> int | None:
+    """A GeoKey's EPSG code, or None when it is absent, 0 or user-defined."""
+    return None if code in (None, 0, USER_DEFINED) else int(code)
 
 def read_geoinfo(path: str | os.PathLike) -> GeoInfo | None:
     """Reads the georeferencing of a GeoTIFF.

@@ -283,12 +283,10 @@ def _placement(path) -> "_Grid | None":
     """The grid of a placed raster, or None (no place, rotated, unreadable
     tags: the readers report those)."""
     from core.data import geotiff, raster_gdal  # pylint: disable=import-outside-toplevel
-    geo = None
-    if os.fspath(path).lower().endswith((".tif", ".tiff")):
-        try:
-            geo = geotiff.read_geoinfo(path)
-        except ValueError:
-            return None
+    try:
+        geo = geotiff.read_geoinfo(path)  # None: not a TIFF, or a TIFF without geo tags
+    except ValueError:
+        return None
     if geo is not None:
         if not all(geo.model_pixel_scale[:2]):
             return None
@@ -297,10 +295,7 @@ def _placement(path) -> "_Grid | None":
             geo, model_pixel_scale=tuple(abs(v) for v in geo.model_pixel_scale)).transform
         if transform == (0.0, 1.0, 0.0, 0.0, 0.0, -1.0):  # the grid of no place
             return None
-        keys = geo.geokeys()
-        return _Grid(transform, *(
-            None if keys.get(k) in (None, 0, geotiff.USER_DEFINED) else int(keys[k])
-            for k in (geotiff.KEY_PROJECTED_TYPE, geotiff.KEY_GEOGRAPHIC_TYPE)))
+        return _Grid(transform, *geo.epsg_by_kind)
     if not raster_gdal.available():  # a TIFF without tags may have a world file
         return None
     placement = raster_gdal.read_placement(path)
