@@ -27,7 +27,8 @@ flags.DEFINE_float("scale", 1.0, "Resize tiles by this factor before cutting "
                    "(the talk's scaled variant, e.g. 0.5).")
 flags.DEFINE_integer("batch_size", 16, "Global batch size (split over replicas).")
 flags.DEFINE_enum("sampling", "grid", ["grid", "random"],
-                  "grid: every window each epoch; random: random windows.")
+                  "grid: every window each epoch; random: random windows, each "
+                  "image's share in proportion to its pixels.")
 flags.DEFINE_integer("patches_per_epoch", 0, "random sampling: windows per epoch "
                      "(0: as many as the grid).")
 # --- tf.data ---

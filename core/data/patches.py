@@ -19,7 +19,6 @@ py_function.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -172,6 +171,21 @@ def cut_window(tensor: tf.Tensor, corner: tf.Tensor, size: int) -> tf.Tensor:
     return tf.ensure_shape(window, [size, size] + tensor.shape[2:].as_list())
 
 
-def per_tile_count(total: int, num_tiles: int) -> int:
-    """Random windows per tile so an epoch holds at least `total` patches."""
-    return max(1, math.ceil(int(total) / max(1, int(num_tiles))))
+def random_counts(total: int, areas) -> list[int]:
+    """Random windows per tile for an epoch of `total`, in proportion to area.
+
+    Tiles of a real archive differ in size (a 1000 px image beside a 2000 px
+    one has a quarter of its pixels); the same count for every tile would
+    show a small image's pixels four times as often as a large one's. The
+    counts are proportional to `areas` (pixels per tile), rounded by largest
+    remainder (ties to the earlier tile) so they sum to `total` exactly; a
+    tile can get 0 when `total` is smaller than the number of tiles.
+    """
+    areas = np.asarray(areas, np.float64)
+    if not len(areas):
+        return []
+    quotas = int(total) * areas / areas.sum()
+    counts = np.floor(quotas).astype(np.int64)
+    short = int(total) - int(counts.sum())
+    counts[np.argsort(counts - quotas, kind="stable")[:short]] += 1
+    return [int(c) for c in counts]

@@ -9,8 +9,8 @@ Training (`train_dataset`), one element per step:
 `tf.io.read_file` + `tf.io.decode_raw` from its `.npy` (`core.data.store`;
 no py_function, so the iterator is checkpointable), optionally downscaled
 (`scale`, the talk's scaled variant) and padded, then cut into grid windows
-(`sampling="grid"`) or `patches_per_epoch / num_tiles` random windows
-(`sampling="random"`).
+(`sampling="grid"`) or random windows (`sampling="random"`), as many per
+tile as its share of the split's pixels (`patches.random_counts`).
 
 Epochs are not barriers: while the last tiles of an epoch are being cut, the
 interleave already opens the next epoch's (reshuffled) tiles, so the cores
@@ -77,7 +77,8 @@ class PipelineConfig:
       scale: tiles are resized by this factor before cutting (0.5: half
         resolution, twice the context per patch).
       batch_size: GLOBAL batch (split over replicas with an InputContext).
-      sampling: "grid" (every window each epoch) or "random".
+      sampling: "grid" (every window each epoch) or "random" (random
+        windows, each tile's share in proportion to its pixels).
       patches_per_epoch: random sampling: windows per pass over the tiles
         (0: as many as the grid).
       cache: "none", "memory" or a cache file path (decoded tiles).
@@ -184,8 +185,7 @@ def num_patches(cfg: PipelineConfig, split: str = "train") -> int:
     if names is None:
         raise ValueError(f"split {split!r} not in {cfg.data_dir}/info.json.")
     if split == "train" and cfg.sampling == "random" and cfg.patches_per_epoch:
-        return len(names) * patches_lib.per_tile_count(cfg.patches_per_epoch,
-                                                       len(names))
+        return cfg.patches_per_epoch
     total = 0
     for n in names:
         t = store_info["tiles"][n]
@@ -233,14 +233,13 @@ def train_dataset(cfg: PipelineConfig,
         grid = store.grid(cfg.stride)
         windows = lambda k, i, hw: grid[i]  # noqa: E731
     else:
-        count = patches_lib.per_tile_count(
-            cfg.patches_per_epoch or num_patches(
-                dataclasses.replace(cfg, sampling="grid"), "train"), num_tiles)
+        counts = tf.constant(patches_lib.random_counts(
+            num_patches(cfg, "train"), [h * w for h, w in store.scaled]), tf.int32)
 
         def windows(k, i, hw):
             return patches_lib.random_windows(
                 _seed(seed, k), hw[0], hw[1],
-                cfg.patch_size, count)
+                cfg.patch_size, counts[i])
 
     aug = cfg.augment
     if aug is not None:

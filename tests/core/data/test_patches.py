@@ -92,9 +92,16 @@ class WindowOpsTest(tf.test.TestCase):
         blocks = label.reshape(4, 2, 6, 2).transpose(0, 2, 1, 3).reshape(4, 6, 4)
         self.assertTrue((blocks == rl.numpy()[..., None]).any(-1).all())
 
-    def test_per_tile_count(self):
-        self.assertEqual(patches.per_tile_count(100, 3), 34)
-        self.assertEqual(patches.per_tile_count(0, 3), 1)
+    def test_random_counts_follow_area(self):
+        # Quotas 10 * [1850, 1230, 2025] / 5105 = 3.62, 2.41, 3.97: floors
+        # 3, 2, 3 and the two largest remainders (3.97, 3.62) get one more.
+        self.assertEqual(patches.random_counts(10, [1850, 1230, 2025]), [4, 2, 4])
+        self.assertEqual(patches.random_counts(7, [1, 1, 1]), [3, 2, 2])   # ties: earlier
+        self.assertEqual(patches.random_counts(2, [5, 5, 5, 5]), [1, 1, 0, 0])
+        self.assertEqual(patches.random_counts(0, [3, 4]), [0, 0])
+        counts = patches.random_counts(873, [4000 * 3000, 1000 * 1000, 2500 * 2000])
+        self.assertEqual(sum(counts), 873)
+        self.assertEqual(counts, [582, 49, 242])   # quotas 582, 48.5, 242.5: the tie goes to the earlier
 
 
 if __name__ == "__main__":

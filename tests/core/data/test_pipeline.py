@@ -157,13 +157,23 @@ class PipelineTest(tf.test.TestCase):
             self.assertAllEqual(np.stack(got), np.stack(ref))
 
     def test_random_windows_lie_in_tiles(self):
-        cfg = self.cfg(sampling="random", patches_per_epoch=10, shuffle_buffer=1, batch_size=2)
-        self.assertEqual(pipeline.num_patches(cfg, "train"), 12)   # 3 tiles x ceil(10 / 3)
+        cfg = self.cfg(sampling="random", patches_per_epoch=10, shuffle_buffer=1, batch_size=2,
+                       cycle_length=1)
+        self.assertEqual(pipeline.num_patches(cfg, "train"), 10)
         index = self.window_index(every_offset=True)
-        keys = [index[i.tobytes()][:3] for i, _ in self.patches(pipeline.train_dataset(cfg), 24)]
-        self.assertGreater(len(set(keys)), 12)
-        per_tile = collections.Counter(k[0] for k in keys[:12])
-        self.assertEqual(set(per_tile.values()), {4})
+        keys = [index[i.tobytes()][:3] for i, _ in self.patches(pipeline.train_dataset(cfg), 30)]
+        self.assertGreater(len(set(keys)), 10)
+        # Each tile's share of the 10 follows its pixels: 37x50, 30x41 and
+        # 45x45 give 4, 2 and 4 (patches.random_counts), in every epoch.
+        sizes = {name: self.tiles[name][1].size for name in self.info["splits"]["train"]}
+        self.assertEqual(sorted(sizes.values()), [1230, 1850, 2025])
+        expected = {name: {1230: 2, 1850: 4, 2025: 4}[n] for name, n in sizes.items()}
+        for epoch in range(3):
+            per_tile = collections.Counter(k[0] for k in keys[10 * epoch:10 * (epoch + 1)])
+            self.assertEqual(dict(per_tile), expected)
+        # Without patches_per_epoch an epoch is as long as the grid's.
+        grid = pipeline.num_patches(self.cfg(), "train")
+        self.assertEqual(pipeline.num_patches(self.cfg(sampling="random"), "train"), grid)
 
     def test_per_replica_batches_and_sharding(self):
         cfg = self.cfg(batch_size=8)
