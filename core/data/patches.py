@@ -171,21 +171,29 @@ def cut_window(tensor: tf.Tensor, corner: tf.Tensor, size: int) -> tf.Tensor:
     return tf.ensure_shape(window, [size, size] + tensor.shape[2:].as_list())
 
 
-def random_counts(total: int, areas) -> list[int]:
-    """Random windows per tile for an epoch of `total`, in proportion to area.
+def random_counts(total: int, areas, offset) -> tf.Tensor:
+    """Random windows per tile for one epoch of `total`, in proportion to area.
 
     Tiles of a real archive differ in size (a 1000 px image beside a 2000 px
     one has a quarter of its pixels); the same count for every tile would
-    show a small image's pixels four times as often as a large one's. The
-    counts are proportional to `areas` (pixels per tile), rounded by largest
-    remainder (ties to the earlier tile) so they sum to `total` exactly; a
-    tile can get 0 when `total` is smaller than the number of tiles.
+    show a small image's pixels four times as often as a large one's.
+    Systematic sampling: tile i gets floor(c_i + u) - floor(c_{i-1} + u),
+    where c_i = total * (areas of tiles 0..i) / (all areas) and u =
+    offset / (all areas). So an epoch holds exactly `total` windows, each
+    tile floor or ceil of its share, and over random offsets (a new one
+    each epoch) exactly its share on average: a tile whose share is below
+    one window still comes up, in some epochs.
+
+    Args:
+      total: windows in the epoch.
+      areas: pixels per tile (Python ints).
+      offset: int tensor in [0, sum(areas)): a scalar, or a column [N, 1]
+        for N epochs at once.
+
+    Returns:
+      int32 [num_tiles], or [N, num_tiles].
     """
-    areas = np.asarray(areas, np.float64)
-    if not len(areas):
-        return []
-    quotas = int(total) * areas / areas.sum()
-    counts = np.floor(quotas).astype(np.int64)
-    short = int(total) - int(counts.sum())
-    counts[np.argsort(counts - quotas, kind="stable")[:short]] += 1
-    return [int(c) for c in counts]
+    cumulative = np.concatenate([[0], np.cumsum(np.asarray(areas, np.int64))])
+    edges = (tf.constant(cumulative * int(total), tf.int64) + tf.cast(offset, tf.int64)
+             ) // int(cumulative[-1])
+    return tf.cast(edges[..., 1:] - edges[..., :-1], tf.int32)

@@ -62,6 +62,7 @@ import tensorflow as tf
 from core.data import patches as patches_lib
 from core.data.augment import AugmentConfig, augment, channels_for_bands
 from core.data.store import Store, channel_plan, load_info
+from core.data.warp import PHILOX
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -233,13 +234,16 @@ def train_dataset(cfg: PipelineConfig,
         grid = store.grid(cfg.stride)
         windows = lambda k, i, hw: grid[i]  # noqa: E731
     else:
-        counts = tf.constant(patches_lib.random_counts(
-            num_patches(cfg, "train"), [h * w for h, w in store.scaled]), tf.int32)
+        total = num_patches(cfg, "train")
+        areas = [h * w for h, w in store.scaled]
+        per_epoch = int(ids.cardinality())   # this pipeline's tiles: k // per_epoch = epoch
 
         def windows(k, i, hw):
+            offset = tf.random.stateless_uniform(
+                [], _seed(seed + 3, k // per_epoch), 0, sum(areas), tf.int64, alg=PHILOX)
+            count = patches_lib.random_counts(total, areas, offset)[i]
             return patches_lib.random_windows(
-                _seed(seed, k), hw[0], hw[1],
-                cfg.patch_size, counts[i])
+                _seed(seed, k), hw[0], hw[1], cfg.patch_size, count)
 
     aug = cfg.augment
     if aug is not None:

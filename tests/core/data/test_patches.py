@@ -93,16 +93,21 @@ class WindowOpsTest(tf.test.TestCase):
         self.assertTrue((blocks == rl.numpy()[..., None]).any(-1).all())
 
     def test_random_counts_follow_area(self):
-        # Quotas 10 * [1850, 1230, 2025] / 5105 = 3.62, 2.41, 3.97: floors
-        # 3, 2, 3 and the two largest remainders (3.97, 3.62) get one more.
-        self.assertEqual(patches.random_counts(10, [1850, 1230, 2025]), [4, 2, 4])
-        self.assertEqual(patches.random_counts(7, [1, 1, 1]), [3, 2, 2])   # ties: earlier
-        self.assertEqual(patches.random_counts(2, [5, 5, 5, 5]), [1, 1, 0, 0])
-        self.assertEqual(patches.random_counts(0, [3, 4]), [0, 0])
-        counts = patches.random_counts(873, [4000 * 3000, 1000 * 1000, 2500 * 2000])
-        self.assertEqual(sum(counts), 873)
-        self.assertEqual(counts, [582, 49, 242])   # quotas 582, 48.5, 242.5: the tie goes to the earlier
-
+        areas = [1850, 1230, 2025]
+        # Shares 10 * areas / 5105 = 3.62, 2.41, 3.97; offset 0 cuts the
+        # cumulative 0, 36.2, 60.3, 100 (in tenths) at whole windows: 3, 3, 4.
+        self.assertAllEqual(patches.random_counts(10, areas, 0), [3, 3, 4])
+        every = patches.random_counts(10, areas, tf.range(5105)[:, None]).numpy()
+        self.assertEqual(every.shape, (5105, 3))
+        self.assertTrue((every.sum(1) == 10).all())
+        share = 10 * np.array(areas) / 5105
+        self.assertTrue(((every == np.floor(share)) | (every == np.ceil(share))).all())
+        # Over all offsets, exactly each tile's share.
+        self.assertAllEqual(every.sum(0), [10 * a for a in areas])
+        # Fewer windows than tiles: each tile still comes up, half the epochs.
+        few = patches.random_counts(2, [5, 5, 5, 5], tf.range(20)[:, None]).numpy()
+        self.assertAllEqual(few.sum(0), [10, 10, 10, 10])
+        self.assertAllEqual(patches.random_counts(0, [3, 4], 2), [0, 0])
 
 if __name__ == "__main__":
     tf.test.main()
