@@ -19,7 +19,6 @@ py_function.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import tensorflow as tf
 
