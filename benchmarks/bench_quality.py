@@ -202,8 +202,11 @@ def recompute_cost(log_text: str, step_seconds: float) -> dict | None:
 
 def train_ours(args, store: Path, steps: int, extra: tuple[str, ...] = ()) -> dict:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    root = args.work / "runs" / f"ours-steps{steps}-seed{args.seed}-{stamp}"
-    root.mkdir(parents=True)
+    runs = args.work / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    # mkdtemp's suffix: two invocations started in the same second (one per
+    # flag set, side by side) would otherwise share the folder and collide.
+    root = Path(tempfile.mkdtemp(prefix=f"ours-steps{steps}-seed{args.seed}-{stamp}-", dir=runs))
     cmd = ([sys.executable, "-m", "tools.train", *data_flags(args, store)[:1],
             f"--train_steps={steps}", *data_flags(args, store)[1:],
             f"--eval_every={0 if args.eval_each_epoch else steps}", f"--workdir_root={root}",
