@@ -167,10 +167,10 @@ def _format_nodata(value: float) -> str:
     return repr(float(value))
 
 
-
 def _epsg(code) -> int | None:
     """A GeoKey's EPSG code, or None when it is absent, 0 or user-defined."""
     return None if code in (None, 0, USER_DEFINED) else int(code)
+
 
 def read_geoinfo(path: str | os.PathLike) -> GeoInfo | None:
     """Reads the georeferencing of a GeoTIFF.

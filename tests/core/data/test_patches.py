@@ -109,5 +109,6 @@ class WindowOpsTest(tf.test.TestCase):
         self.assertAllEqual(few.sum(0), [10, 10, 10, 10])
         self.assertAllEqual(patches.random_counts(0, [3, 4], 2), [0, 0])
 
+
 if __name__ == "__main__":
     tf.test.main()
