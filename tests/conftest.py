@@ -1,12 +1,26 @@
-"""Test-wide TensorFlow set-up, applied before any test creates a tensor.
+"""Test-wide set-up, applied before any test creates a tensor or a file.
 
 Two logical CPU devices let the distribution tests run a two-replica
 MirroredStrategy on a machine without accelerators; every other test keeps
-using /CPU:0 as usual.
+using /CPU:0 as usual. The run's temporary files go to one folder, removed
+when the run ends.
 """
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Every temporary folder of the run, the tests' own and those of the binaries
+# they start, goes under one scratch folder removed when the run ends: a run
+# writes hundreds of MB of stores, checkpoints and exports, which would
+# otherwise pile up in /tmp run after run. Registered before TensorFlow's own
+# clean-up, so that one (atexit is last-in first-out) still finds its folder.
+_scratch = tempfile.mkdtemp(prefix="ortholoop-tests-")
+tempfile.tempdir = _scratch
+os.environ["TMPDIR"] = _scratch
+atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
 
 import tensorflow as tf  # noqa: E402
 

@@ -3,7 +3,7 @@ uint8 with a DSM (the fast uint8 path), uint16 / int16 / float32 optical bands."
 import collections
 import dataclasses
 import os
-import shutil
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -35,8 +35,7 @@ class PipelineTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        root = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "pipeline_store")
-        shutil.rmtree(root, ignore_errors=True)
+        root = tempfile.mkdtemp(prefix="pipeline_store_")
         cls.root, cls.store = root, os.path.join(root, "store")
         cls.info = write_store(cls.store, random_tiles(SIZES, val=("tile3", "tile4"), seed=1),
                                bands=BANDS)

@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -37,8 +38,7 @@ class PotsdamInriaTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.root = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "prep_demo")
-        shutil.rmtree(cls.root, ignore_errors=True)
+        cls.root = tempfile.mkdtemp(prefix="prep_demo_")
         cls.potsdam = os.path.join(cls.root, "potsdam_src")
         cls.inria = os.path.join(cls.root, "inria_src")
         synthetic.make_demo_dataset(cls.potsdam, "potsdam", tiles=4, size=256, log=None)
