@@ -87,7 +87,8 @@ flags.DEFINE_float("momentum", _O.momentum, "SGD momentum, or AdamW's beta_1 (on
                    "between --base_momentum and --max_momentum instead, as torch's OneCycleLR).")
 flags.DEFINE_boolean("nesterov", _O.nesterov, "Nesterov momentum (sgd only).")
 flags.DEFINE_float("weight_decay", None, "Decoupled weight decay on convolution kernels; "
-                   "default 0 for sgd, 0.01 for adamw (torch.optim.AdamW's default).")
+                   "default 2e-3 for sgd (measured on real imagery), 0.01 for adamw "
+                   "(torch.optim.AdamW's default).")
 flags.DEFINE_float("adam_beta_2", _O.adam_beta_2, "adamw: decay rate of the second-moment average.")
 flags.DEFINE_float("adam_epsilon", _O.adam_epsilon,
                    "adamw: added to sqrt(v) after its bias correction.")

@@ -1,5 +1,6 @@
-"""tools.train's optimizer and schedule flags, parsed in-process on a copy of
-the flags: --optimizer=adamw resolves to AdamW's defaults and refuses
+"""tools.train's optimizer, schedule and augmentation flags, parsed in-process
+on a copy of the flags: the defaults chosen on real imagery (SGD weight decay
+2e-3, brightness/contrast augmentation); --optimizer=adamw resolves to AdamW's defaults and refuses
 SGD-only options (its exact resume through the binary is test_train's); a
 run too short for one-cycle's warm-up is one clear error."""
 import tensorflow as tf
@@ -22,8 +23,25 @@ class TrainFlagsTest(tf.test.TestCase):
         o = _optim(["--optimizer=adamw", "--adam_beta_2=0.99"])
         self.assertEqual((o.optimizer, o.weight_decay, o.momentum, o.adam_beta_2, o.adam_epsilon),
                          ("adamw", 0.01, 0.9, 0.99, 1e-08))
-        self.assertEqual(_optim(["--optimizer=sgd"]).weight_decay, 0.0)
+        self.assertEqual(_optim(["--optimizer=sgd"]).weight_decay, 2e-3)
+        self.assertEqual(_optim(["--optimizer=sgd", "--weight_decay=0"]).weight_decay, 0.0)
         self.assertIn("--nesterov is an sgd option", _optim(["--optimizer=adamw", "--nesterov"]))
+
+    def test_brightness_and_contrast_augmentation_on_by_default(self):
+        import copy  # pylint: disable=import-outside-toplevel
+        from tools import data_flags  # pylint: disable=import-outside-toplevel
+
+        def augment(args):
+            values = copy.deepcopy(flags.FLAGS)
+            values(["train", "--train_steps=10"] + args)  # tools.train needs a length
+            return data_flags.augment_config_from_flags(values)
+        default = augment([])
+        self.assertEqual((default.brightness, default.contrast), (0.15, 0.3))
+        # The other photometric knobs stay off; 0 turns either off.
+        self.assertEqual((default.saturation, default.hue, default.gamma, default.noise_std),
+                         (0.0, 0.0, 0.0, 0.0))
+        off = augment(["--aug_brightness=0", "--aug_contrast=0"])
+        self.assertEqual((off.brightness, off.contrast), (0.0, 0.0))
 
     def test_one_cycle_needs_a_warm_up_longer_than_one_step(self):
         # 0.3 * 4 = 1.2 steps of warm-up is the shortest core.schedules.one_cycle takes.

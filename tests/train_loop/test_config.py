@@ -10,7 +10,9 @@ from train_loop.config import OptimConfig, TrainConfig, experiment_name
 class OptimConfigTest(tf.test.TestCase):
 
     def test_weight_decay_default_depends_on_the_optimizer(self):
-        self.assertEqual(OptimConfig().weight_decay, 0.0)
+        # SGD's is the training default chosen on real imagery, not core.optim's 0.
+        self.assertEqual(OptimConfig().weight_decay, 2e-3)
+        self.assertEqual(OptimConfig(weight_decay=0.0).weight_decay, 0.0)
         self.assertEqual(OptimConfig(optimizer="adamw").weight_decay, 0.01)
         self.assertEqual(OptimConfig(optimizer="adamw", weight_decay=0.0).weight_decay, 0.0)
         self.assertEqual(dataclasses.asdict(OptimConfig(optimizer="adamw"))["weight_decay"], 0.01)
