@@ -70,6 +70,20 @@ def config_summary(config: dict) -> str:
         text += f" {optim['schedule']}"
     if pipe.get("sampling", "grid") != "grid":
         text += f" {pipe['sampling']}-sampling"
+    if "augment" in pipe and pipe["augment"] is None:
+        text += " no-augment"
+    aug = pipe.get("augment") or {}
+    # The augmentation knobs that are on: the defaults turned brightness and
+    # contrast on, so a row has to say it (rows written before this list them
+    # only in their flags).
+    turned = [f"{name} {aug[name]:g}" for name in
+              ("brightness", "contrast", "saturation", "hue", "gamma", "noise_std", "rotate_deg")
+              if aug.get(name)]
+    scale = tuple(aug.get("scale_range") or (1.0, 1.0))
+    if scale != (1.0, 1.0):
+        turned.append(f"scale {scale[0]:g}-{scale[1]:g}")
+    if turned:
+        text += " aug " + " ".join(turned)
     return text
 
 
@@ -295,7 +309,8 @@ def write(out: Path, rows: dict, class_names: list, machine: str, args, names: d
             "results.md (patches 256x256, batch 8, seed as listed, held-out areas "
             + ", ".join(args.val_areas) + ", whole images). Best mIoU first at each "
             "length. flags: the extra flags; used: what tools.train ran with (its "
-            "config.json: optimizer, peak lr, weight decay, one-cycle warm-up share, loss). "
+            "config.json: optimizer, peak lr, weight decay, one-cycle warm-up share, loss, and "
+            "the augmentation knobs that are on, for rows written since they are listed). "
             "One seed per row: differences of a few hundredths are within the run-to-run "
             "spread (data order is not fixed without --deterministic).",
             "",

@@ -104,6 +104,13 @@ class SweepTableTest(unittest.TestCase):
             "schedule": "one_cycle"}}, "pipeline": {"sampling": "random"}}
         self.assertEqual(report.config_summary(config),
                          "adamw lr 0.003 wd 0.01 warm 0.3 ce+jaccard random-sampling")
+        config["pipeline"]["augment"] = {"brightness": 0.15, "contrast": 0.3, "saturation": 0.0,
+                                         "gamma": 0.0, "scale_range": [0.75, 1.33], "flips": True}
+        self.assertEqual(report.config_summary(config),
+                         "adamw lr 0.003 wd 0.01 warm 0.3 ce+jaccard random-sampling "
+                         "aug brightness 0.15 contrast 0.3 scale 0.75-1.33")
+        config["pipeline"]["augment"] = None  # --noaugment
+        self.assertTrue(report.config_summary(config).endswith("random-sampling no-augment"))
 
 
 if __name__ == "__main__":
