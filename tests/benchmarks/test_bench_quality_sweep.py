@@ -23,6 +23,20 @@ def row(flags, steps, miou, config, system="ours"):
 
 class FlagSetsTest(unittest.TestCase):
 
+    def test_keras_peer_keeps_flips_and_quarter_turns_only(self):
+        import copy  # pylint: disable=import-outside-toplevel
+        from absl import flags  # pylint: disable=import-outside-toplevel
+        from tools import data_flags  # pylint: disable=import-outside-toplevel
+        values = copy.deepcopy(flags.FLAGS)
+        # tools.train's flags, when another test loaded them, need a length.
+        length = ["--train_steps=1"] if "train_steps" in values else []
+        args = argparse.Namespace(patch_size=256, batch_size=8, seed=0, deterministic=False)
+        values(["bench_quality", *bench_quality.data_flags(args, Path("store")),
+                *bench_quality.KERAS_AUGMENT, *length])
+        aug = data_flags.augment_config_from_flags(values)
+        self.assertEqual((aug.flips, aug.rot90, aug.brightness, aug.contrast),
+                         (True, True, 0.0, 0.0))
+
     def test_sets_split_on_semicolons_and_dash_means_defaults(self):
         self.assertEqual(
             bench_quality.parse_flag_sets("--max_lr=0.2; --optimizer=adamw --max_lr=1e-3;-;"),

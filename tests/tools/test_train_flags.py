@@ -29,7 +29,7 @@ class TrainFlagsTest(tf.test.TestCase):
 
     def test_brightness_and_contrast_augmentation_on_by_default(self):
         import copy  # pylint: disable=import-outside-toplevel
-        from tools import data_flags  # pylint: disable=import-outside-toplevel
+        from tools import data_flags, train_flags  # noqa: F401  pylint: disable=import-outside-toplevel
 
         def augment(args):
             values = copy.deepcopy(flags.FLAGS)
