@@ -73,20 +73,29 @@ def run_tool(name: str, *args, timeout: int = 300) -> subprocess.CompletedProces
 
 # --- training runs ---------------------------------------------------------------
 
-def parse_train_config(args, steps_per_epoch: int = 1, num_classes: int = 6):
-    """tools.train's TrainConfig for a command line (with --train_steps=10
-    unless `args` give a length), parsed in-process on a deep copy of the
-    flags so the process's FLAGS stay unparsed. Raises what parsing raises
-    (absl flags.Error, ValueError)."""
+def parse_train_flags(args):
+    """tools.train's flags for a command line (with --train_steps=10 unless
+    `args` give a length), parsed in-process on a deep copy of the flags so
+    the process's FLAGS stay unparsed. Raises what parsing raises (absl
+    flags.Error)."""
     import copy  # pylint: disable=import-outside-toplevel
     from absl import flags  # pylint: disable=import-outside-toplevel
-    from tools import train_flags  # pylint: disable=import-outside-toplevel
+    from tools import train_flags  # noqa: F401  pylint: disable=import-outside-toplevel
 
     values = copy.deepcopy(flags.FLAGS)
     length = [] if any(a.startswith(("--train_steps", "--epochs")) for a in args) else [
         "--train_steps=10"]
     values(["train"] + length + list(args))
-    return train_flags.train_config_from_flags(values, steps_per_epoch, num_classes)
+    return values
+
+
+def parse_train_config(args, steps_per_epoch: int = 1, num_classes: int = 6):
+    """tools.train's TrainConfig for a command line, parsed as
+    `parse_train_flags` does. Raises what parsing raises (absl flags.Error,
+    ValueError)."""
+    from tools import train_flags  # pylint: disable=import-outside-toplevel
+    return train_flags.train_config_from_flags(parse_train_flags(args), steps_per_epoch,
+                                               num_classes)
 
 
 TINY_FLAGS = """\

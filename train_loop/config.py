@@ -69,7 +69,8 @@ class OptimConfig:
     ReduceOnPlateau on validation mean IoU) or "constant". For AdamW
     `momentum` is beta_1, the value one-cycle cycles (as torch's OneCycleLR
     does). `weight_decay` None becomes TRAINING_WEIGHT_DECAY's value for
-    the optimizer: 2e-3 for sgd, 0.01 for adamw (torch.optim.AdamW's).
+    the optimizer, else core.optim's default: 2e-3 for sgd, 0.01 for adamw
+    (torch.optim.AdamW's).
     """
     # 0.15 with TrainConfig.loss ce+jaccard (was 0.2 with ce):
     # benchmarks/quality/sweep.md, real imagery, batch 8, held-out mIoU at

@@ -24,16 +24,11 @@ def row(flags, steps, miou, config, system="ours"):
 class FlagSetsTest(unittest.TestCase):
 
     def test_keras_peer_keeps_flips_and_quarter_turns_only(self):
-        import copy  # pylint: disable=import-outside-toplevel
-        from absl import flags  # pylint: disable=import-outside-toplevel
+        from tests.helpers import parse_train_flags  # pylint: disable=import-outside-toplevel
         from tools import data_flags  # pylint: disable=import-outside-toplevel
-        values = copy.deepcopy(flags.FLAGS)
-        # tools.train's flags, when another test loaded them, need a length.
-        length = ["--train_steps=1"] if "train_steps" in values else []
         args = argparse.Namespace(patch_size=256, batch_size=8, seed=0, deterministic=False)
-        values(["bench_quality", *bench_quality.data_flags(args, Path("store")),
-                *bench_quality.KERAS_AUGMENT, *length])
-        aug = data_flags.augment_config_from_flags(values)
+        aug = data_flags.augment_config_from_flags(parse_train_flags(
+            [*bench_quality.data_flags(args, Path("store")), *bench_quality.KERAS_AUGMENT]))
         self.assertEqual((aug.flips, aug.rot90, aug.brightness, aug.contrast),
                          (True, True, 0.0, 0.0))
 

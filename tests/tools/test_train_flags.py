@@ -1,12 +1,14 @@
 """tools.train's optimizer, schedule and augmentation flags, parsed in-process
-on a copy of the flags: the defaults chosen on real imagery (SGD weight decay
-2e-3, brightness/contrast augmentation); --optimizer=adamw resolves to AdamW's defaults and refuses
-SGD-only options (its exact resume through the binary is test_train's); a
-run too short for one-cycle's warm-up is one clear error."""
+on a copy of the flags: the defaults chosen on real imagery (SGD weight
+decay 2e-3, brightness/contrast augmentation); --optimizer=adamw resolves to
+AdamW's defaults and refuses SGD-only options (its exact resume through the
+binary is test_train's); a run too short for one-cycle's warm-up is one
+clear error."""
 import tensorflow as tf
 from absl import flags
 
-from tests.helpers import parse_train_config
+from tests.helpers import parse_train_config, parse_train_flags
+from tools import data_flags
 
 
 def _optim(args, steps_per_epoch=1):
@@ -28,13 +30,8 @@ class TrainFlagsTest(tf.test.TestCase):
         self.assertIn("--nesterov is an sgd option", _optim(["--optimizer=adamw", "--nesterov"]))
 
     def test_brightness_and_contrast_augmentation_on_by_default(self):
-        import copy  # pylint: disable=import-outside-toplevel
-        from tools import data_flags, train_flags  # noqa: F401  pylint: disable=import-outside-toplevel
-
         def augment(args):
-            values = copy.deepcopy(flags.FLAGS)
-            values(["train", "--train_steps=10"] + args)  # tools.train needs a length
-            return data_flags.augment_config_from_flags(values)
+            return data_flags.augment_config_from_flags(parse_train_flags(args))
         default = augment([])
         self.assertEqual((default.brightness, default.contrast), (0.15, 0.3))
         # The other photometric knobs stay off; 0 turns either off.
