@@ -213,9 +213,9 @@ def learning_curve(path: Path, rows: dict) -> None:
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.grid(True, which="both", alpha=.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    # Below the axes: the labels carry the values used and outgrow the plot.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
